@@ -1,0 +1,51 @@
+// ember/config.h - the hyper-parameters of a GPT model, shared by the runtime and the host tools.
+//
+// Sizes use one vocabulary everywhere: n_vocab, n_ctx, n_embd, n_head, n_layer, n_ff.
+// Tensor names are canonical (GPT-2 style, weights stored [out, in]); see tensor_names below.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ember/status.h"
+
+namespace ember {
+
+// Where LayerNorm sits. kPostLN: GPT-1, x = LN(x + sublayer(x)), no final LN.
+// kPreLN: GPT-2, x = x + sublayer(LN(x)), plus a final LN (ln_f) before the heads.
+enum class NormPlacement : uint8_t { kPostLN = 0, kPreLN = 1 };
+enum class Activation : uint8_t { kGeluTanh = 0, kGeluErf = 1, kRelu = 2 };
+enum class DType : uint8_t { kF32 = 0, kF16 = 1, kI8 = 2 };
+
+const char* norm_placement_name(NormPlacement n);
+const char* activation_name(Activation a);
+const char* dtype_name(DType d);
+size_t dtype_size(DType d);
+
+struct ModelConfig {
+  uint32_t n_vocab = 0;
+  uint32_t n_ctx = 0;    // maximum sequence length (learned positions)
+  uint32_t n_embd = 0;
+  uint32_t n_head = 0;
+  uint32_t n_layer = 0;
+  uint32_t n_ff = 0;     // hidden width of the position-wise feed-forward layer (usually 4 * n_embd)
+  float norm_eps = 1e-5f;
+  NormPlacement norm = NormPlacement::kPreLN;
+  Activation activation = Activation::kGeluTanh;
+  bool tied_lm_head = true;  // LM head reuses the token embedding (wte)
+  uint32_t n_classes = 0;    // > 0: a task classifier head (cls.weight, cls.bias) on the last token
+
+  // Checks ranges and divisibility (n_embd % n_head == 0, sizes > 0 and sane). Names the bad field.
+  Status validate() const;
+};
+
+// The tensors a config requires, in file order, with their shapes. Weights of linear layers are
+// [out, in]; per-channel int8 scales run along dimension 0.
+struct TensorRequirement {
+  std::string name;
+  std::vector<uint64_t> shape;
+};
+std::vector<TensorRequirement> required_tensors(const ModelConfig& c);
+
+}  // namespace ember

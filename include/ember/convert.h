@@ -1,0 +1,68 @@
+// ember/convert.h - host side: import trained checkpoints and write .ember files.
+//
+//   ember::Result<ember::ModelSpec> spec = ember::import_model("gpt2-dir/");   // or .safetensors / .ember
+//   if (spec.ok()) ember::Status s = ember::write_model_file(*spec, "gpt2.ember");
+//
+// A ModelSpec is an in-memory model: config, tokenizer, float tensors (canonical names, [out, in]) and
+// metadata. write_model_file writes to "<path>.tmp" and renames, so a failed write never leaves a
+// half-written file at `path`. Not part of the device runtime (libember); lives in libember_host.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ember/config.h"
+#include "ember/status.h"
+#include "ember/tokenizer.h"
+
+namespace ember {
+
+struct TensorData {
+  std::string name;
+  std::vector<uint64_t> shape;
+  DType dtype = DType::kF32;
+  std::vector<uint8_t> data;   // little-endian elements of `dtype`
+  std::vector<float> scales;   // kI8 only: one per shape[0] row, f = scale * q
+};
+
+struct ModelSpec {
+  ModelConfig config;
+  Tokenizer tokenizer;  // kind kNone if the checkpoint came without one
+  std::vector<TensorData> tensors;
+  std::map<std::string, std::string> metadata;  // e.g. source, license, recipe
+
+  const TensorData* find(const std::string& name) const;
+  // Every tensor required_tensors(config) names exists with the right shape; no extras.
+  Status validate() const;
+};
+
+// Imports a checkpoint: a directory (model.safetensors + config.json [+ vocab.json/merges.txt or
+// encoder.json/vocab.bpe or vocab.txt]), a single .safetensors file (config.json and tokenizer files are
+// looked for beside it), or an .ember file (read back to float). The naming (Hugging Face gpt2,
+// Hugging Face openai-gpt, nanoGPT) is detected from config.json's model_type and the tensor names.
+Result<ModelSpec> import_model(const std::string& path);
+
+// Reads an .ember file into a float-or-as-stored ModelSpec (tensors keep their dtype).
+Result<ModelSpec> read_model_file(const std::string& path);
+
+// Writes `spec` as an .ember file (validated first). Atomic: temporary file + rename.
+Status write_model_file(const ModelSpec& spec, const std::string& path);
+
+// Tokenizer files. GPT-2 BPE from vocab.json + merges.txt (Hugging Face) or encoder.json + vocab.bpe
+// (OpenAI); both use GPT-2's byte-to-unicode token spelling. A character vocabulary file is JSON: an
+// array of one-character strings in id order, or an object mapping each character to its id
+// (nanoGPT's meta.pkl itos/stoi, written as JSON).
+Result<Tokenizer> load_gpt2_tokenizer(const std::string& vocab_json_path, const std::string& merges_path);
+Result<Tokenizer> load_char_tokenizer(const std::string& path);
+
+// Converts tensor element types. F16/BF16 are IEEE half / bfloat16, little-endian.
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+float bf16_to_f32(uint16_t h);
+
+// Writes `bytes` to `path` atomically (path.tmp, fsync, rename). Used for every file ember writes.
+Status write_file_atomic(const std::string& path, const void* bytes, size_t size);
+
+}  // namespace ember

@@ -1,0 +1,19 @@
+#include "ember/status.h"
+
+namespace ember {
+
+const char* status_code_name(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "ok";
+    case StatusCode::kInvalidArgument: return "invalid argument";
+    case StatusCode::kNotFound: return "not found";
+    case StatusCode::kIoError: return "I/O error";
+    case StatusCode::kInvalidFile: return "invalid file";
+    case StatusCode::kUnsupported: return "unsupported";
+    case StatusCode::kContextFull: return "context full";
+    case StatusCode::kInternal: return "internal error";
+  }
+  return "unknown";
+}
+
+}  // namespace ember

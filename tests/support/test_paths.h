@@ -1,0 +1,24 @@
+// Where tests find their data. tests/data is always there; ../shared/data may be absent (then tests
+// that need it skip with a message).
+#pragma once
+
+#include <cstdlib>
+#include <string>
+#include <sys/stat.h>
+
+namespace ember_test {
+
+inline std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string(fallback);
+}
+inline std::string data_dir() { return env_or("EMBER_TEST_DATA", "tests/data"); }
+inline std::string shared_data_dir() { return env_or("EMBER_SHARED_DATA", "../shared/data"); }
+inline std::string build_dir() { return env_or("EMBER_BUILD_DIR", "."); }
+inline bool exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+inline std::string temp_dir() { return env_or("TMPDIR", "/tmp"); }
+
+}  // namespace ember_test
