@@ -1,1 +1,249 @@
-// placeholder
+#include "ember/session.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/threadpool.h"
+#include "kernels/kernels.h"
+#include "model/model_impl.h"
+
+namespace ember {
+
+namespace {
+constexpr size_t kLogitRows = 8;  // LM-head rows computed at once when every token's logits are wanted
+}
+
+struct Session::Impl {
+  std::shared_ptr<const Model> model;
+  const Model::Impl* M = nullptr;
+  const Kernels* K = nullptr;
+  std::unique_ptr<ThreadPool> pool;
+  size_t n_batch = 0, n_past = 0;
+  size_t C = 0, H = 0, D = 0, F = 0, V = 0, T = 0, L = 0;
+  // KV cache, per layer and head contiguous over positions: (n_layer, n_head, n_ctx, head_dim).
+  std::vector<float> k_cache, v_cache;
+  // Scratch for one micro-batch of B <= n_batch tokens.
+  std::vector<float> x, xn, qkv, att, tmp, ff, scores, logits, hidden;
+  const float* last_logits = nullptr;
+
+  Status forward(const int32_t* tok, size_t B, bool want_logits, const LogitsCallback* each, size_t index0);
+  void attention(size_t layer, size_t B);
+  struct AttentionTask {
+    Impl* s;
+    size_t layer, B;
+  };
+  static void attention_one(AttentionTask* task, size_t t, size_t h);
+};
+
+void Session::Impl::attention_one(AttentionTask* task, size_t t, size_t h) {
+  Impl& s = *task->s;
+  const Kernels& K = *s.K;
+  const size_t D = s.D, C = s.C, T = s.T;
+  const size_t pos = s.n_past + t;  // this query's position; it sees keys 0..pos
+  const float* q = s.qkv.data() + t * 3 * C + h * D;
+  const float* kc = s.k_cache.data() + ((task->layer * s.H + h) * T) * D;
+  const float* vc = s.v_cache.data() + ((task->layer * s.H + h) * T) * D;
+  float* sc = s.scores.data() + (t * s.H + h) * T;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (size_t j = 0; j <= pos; ++j) sc[j] = K.dot_f32(q, kc + j * D, D) * scale;
+  K.softmax_f32(sc, pos + 1);
+  float* out = s.att.data() + t * C + h * D;
+  std::memset(out, 0, D * sizeof(float));
+  for (size_t j = 0; j <= pos; ++j) K.axpy_f32(sc[j], vc + j * D, out, D);
+}
+
+namespace {
+
+void layernorm_rows(const Kernels& K, const float* x, const float* g, const float* b, float* y, size_t rows, size_t n,
+                    float eps) {
+  for (size_t r = 0; r < rows; ++r) K.layernorm_f32(x + r * n, g, b, y + r * n, n, eps);
+}
+
+}  // namespace
+
+void Session::Impl::attention(size_t layer, size_t B) {
+  // Append this batch's keys and values to the cache, then attend causally.
+  for (size_t t = 0; t < B; ++t)
+    for (size_t h = 0; h < H; ++h) {
+      const size_t dst = ((layer * H + h) * T + n_past + t) * D;
+      std::memcpy(&k_cache[dst], &qkv[t * 3 * C + C + h * D], D * sizeof(float));
+      std::memcpy(&v_cache[dst], &qkv[t * 3 * C + 2 * C + h * D], D * sizeof(float));
+    }
+  AttentionTask task{this, layer, B};
+  pthreadpool_parallelize_2d(pool->get(), reinterpret_cast<pthreadpool_task_2d_t>(attention_one), &task, B, H, 0);
+}
+
+Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, const LogitsCallback* each,
+                              size_t index0) {
+  const ModelConfig& c = M->config;
+  pthreadpool_t tp = pool->get();
+  for (size_t t = 0; t < B; ++t) {
+    const float* e = M->wte + static_cast<size_t>(tok[t]) * C;
+    const float* p = M->wpe + (n_past + t) * C;
+    for (size_t i = 0; i < C; ++i) x[t * C + i] = e[i] + p[i];
+  }
+  void (*act)(float*, size_t) = c.activation == Activation::kGeluTanh  ? K->gelu_tanh_f32
+                                : c.activation == Activation::kGeluErf ? K->gelu_erf_f32
+                                                                       : K->relu_f32;
+  const bool pre = c.norm == NormPlacement::kPreLN;
+  const float eps = c.norm_eps;
+  for (size_t l = 0; l < L; ++l) {
+    const LayerWeights& W = M->layers[l];
+    // Attention sub-layer.
+    const float* a_in = x.data();
+    if (pre) {
+      layernorm_rows(*K, x.data(), W.ln_1_g, W.ln_1_b, xn.data(), B, C, eps);
+      a_in = xn.data();
+    }
+    EMBER_RETURN_IF_ERROR(W.attn_qkv.run(B, a_in, qkv.data(), tp));
+    attention(l, B);
+    EMBER_RETURN_IF_ERROR(W.attn_proj.run(B, att.data(), tmp.data(), tp));
+    K->add_f32(tmp.data(), x.data(), B * C);
+    if (!pre) layernorm_rows(*K, x.data(), W.ln_1_g, W.ln_1_b, x.data(), B, C, eps);
+    // Feed-forward sub-layer.
+    const float* f_in = x.data();
+    if (pre) {
+      layernorm_rows(*K, x.data(), W.ln_2_g, W.ln_2_b, xn.data(), B, C, eps);
+      f_in = xn.data();
+    }
+    EMBER_RETURN_IF_ERROR(W.mlp_fc.run(B, f_in, ff.data(), tp));
+    act(ff.data(), B * F);
+    EMBER_RETURN_IF_ERROR(W.mlp_proj.run(B, ff.data(), tmp.data(), tp));
+    K->add_f32(tmp.data(), x.data(), B * C);
+    if (!pre) layernorm_rows(*K, x.data(), W.ln_2_g, W.ln_2_b, x.data(), B, C, eps);
+  }
+  // Heads read the final hidden states: after ln_f (pre-LN) or the last block's LN (post-LN).
+  const float* hs = x.data();
+  if (pre) {
+    const size_t first = (each != nullptr) ? 0 : B - 1;  // only the rows the heads will read
+    layernorm_rows(*K, x.data() + first * C, M->ln_f_g, M->ln_f_b, xn.data() + first * C, B - first, C, eps);
+    hs = xn.data();
+  }
+  std::memcpy(hidden.data(), hs + (B - 1) * C, C * sizeof(float));
+  if (each) {
+    for (size_t r = 0; r < B; r += kLogitRows) {
+      const size_t k = B - r < kLogitRows ? B - r : kLogitRows;
+      EMBER_RETURN_IF_ERROR(M->lm_head.run(k, hs + r * C, logits.data(), tp));
+      for (size_t i = 0; i < k; ++i) (*each)(index0 + r + i, logits.data() + i * V);
+      last_logits = logits.data() + (k - 1) * V;
+    }
+  } else if (want_logits) {
+    EMBER_RETURN_IF_ERROR(M->lm_head.run(1, hs + (B - 1) * C, logits.data(), tp));
+    last_logits = logits.data();
+  }
+  n_past += B;
+  return Status::Ok();
+}
+
+Session::Session() : impl_(new Impl()) {}
+Session::~Session() = default;
+
+Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model, const SessionOptions& opts) {
+  if (!model) return invalid_argument("session: model is null");
+  if (opts.n_threads == 0) return invalid_argument("session: n_threads must be at least 1 (got 0)");
+  if (opts.n_threads > 1024) return invalid_argument("session: n_threads " + std::to_string(opts.n_threads) + " is too many");
+  if (opts.n_batch == 0) return invalid_argument("session: n_batch must be at least 1 (got 0)");
+  std::unique_ptr<Session> s(new Session());
+  Impl& I = *s->impl_;
+  I.model = std::move(model);
+  I.M = &I.model->impl();
+  I.K = &kernels();
+  const ModelConfig& c = I.M->config;
+  I.C = c.n_embd;
+  I.H = c.n_head;
+  I.D = c.n_embd / c.n_head;
+  I.F = c.n_ff;
+  I.V = c.n_vocab;
+  I.T = c.n_ctx;
+  I.L = c.n_layer;
+  I.n_batch = opts.n_batch < c.n_ctx ? opts.n_batch : c.n_ctx;
+  const size_t B = I.n_batch;
+  I.pool.reset(new ThreadPool(opts.n_threads));
+  I.k_cache.assign(I.L * I.H * I.T * I.D, 0.0f);
+  I.v_cache.assign(I.L * I.H * I.T * I.D, 0.0f);
+  I.x.resize(B * I.C);
+  I.xn.resize(B * I.C);
+  I.qkv.resize(B * 3 * I.C);
+  I.att.resize(B * I.C);
+  I.tmp.resize(B * I.C);
+  I.ff.resize(B * I.F);
+  I.scores.resize(B * I.H * I.T);
+  I.logits.resize(kLogitRows * I.V);
+  I.hidden.resize(I.C);
+  return s;
+}
+
+Status Session::prefill(const int32_t* tokens, size_t n, const LogitsCallback* each) {
+  Impl& I = *impl_;
+  if (n == 0) return invalid_argument("prefill: no tokens (empty prompt)");
+  if (n > I.T - I.n_past)
+    return Status(StatusCode::kContextFull, "context is full: " + std::to_string(I.n_past) + " tokens cached + " +
+                                                std::to_string(n) + " new > n_ctx " + std::to_string(I.T));
+  for (size_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || static_cast<size_t>(tokens[i]) >= I.V)
+      return invalid_argument("token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                              " is outside the vocabulary [0, " + std::to_string(I.V) + ")");
+  std::lock_guard<std::mutex> lock(I.M->compute_mutex);
+  for (size_t i = 0; i < n; i += I.n_batch) {
+    const size_t b = n - i < I.n_batch ? n - i : I.n_batch;
+    const bool last = i + b == n;
+    Status st = I.forward(tokens + i, b, last, each, i);
+    if (!st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+const float* Session::logits() const { return impl_->last_logits; }
+const float* Session::hidden() const { return impl_->hidden.data(); }
+size_t Session::n_past() const { return impl_->n_past; }
+size_t Session::n_ctx() const { return impl_->T; }
+size_t Session::n_vocab() const { return impl_->V; }
+const Model& Session::model() const { return *impl_->model; }
+void Session::reset() {
+  impl_->n_past = 0;
+  impl_->last_logits = nullptr;
+}
+
+size_t Session::memory_bytes() const {
+  const Impl& I = *impl_;
+  size_t n = I.k_cache.size() + I.v_cache.size() + I.x.size() + I.xn.size() + I.qkv.size() + I.att.size() +
+             I.tmp.size() + I.ff.size() + I.scores.size() + I.logits.size() + I.hidden.size();
+  return n * sizeof(float);
+}
+
+Result<PerplexityResult> compute_perplexity(Session& s, const std::vector<int32_t>& tokens, size_t ctx,
+                                            const std::function<void(size_t, size_t)>& progress) {
+  if (ctx < 2) return invalid_argument("perplexity: window must be at least 2 tokens (got " + std::to_string(ctx) + ")");
+  if (ctx > s.n_ctx())
+    return invalid_argument("perplexity: window " + std::to_string(ctx) + " exceeds the model's n_ctx " +
+                            std::to_string(s.n_ctx()));
+  if (tokens.size() < 2) return invalid_argument("perplexity: need at least 2 tokens (got " + std::to_string(tokens.size()) + ")");
+  const size_t V = s.n_vocab();
+  double nll = 0.0;
+  size_t count = 0;
+  for (size_t w = 0; w < tokens.size(); w += ctx) {
+    const size_t len = tokens.size() - w < ctx ? tokens.size() - w : ctx;
+    if (len < 2) break;
+    const int32_t* win = tokens.data() + w;
+    Session::LogitsCallback cb = [&](size_t i, const float* logits) {
+      if (i + 1 >= len) return;
+      float mx = logits[0];
+      for (size_t j = 1; j < V; ++j) mx = logits[j] > mx ? logits[j] : mx;
+      double sum = 0.0;
+      for (size_t j = 0; j < V; ++j) sum += std::exp(static_cast<double>(logits[j]) - mx);
+      nll += std::log(sum) + mx - logits[win[i + 1]];
+      ++count;
+    };
+    s.reset();
+    EMBER_RETURN_IF_ERROR(s.prefill(win, len, &cb));
+    if (progress) progress(w + len, tokens.size());
+  }
+  s.reset();
+  PerplexityResult r;
+  r.n_tokens = count;
+  r.mean_nll = nll / static_cast<double>(count);
+  r.ppl = std::exp(r.mean_nll);
+  return r;
+}
+
+}  // namespace ember

@@ -1,1 +1,74 @@
-// placeholder
+// Scalar reference kernels: the oracle every SIMD kernel is tested against.
+#include <cmath>
+
+#include "kernels/kernels.h"
+
+namespace ember {
+namespace {
+
+void layernorm_ref(const float* x, const float* g, const float* b, float* y, size_t n, float eps) {
+  double mean = 0.0;
+  for (size_t i = 0; i < n; ++i) mean += x[i];
+  mean /= static_cast<double>(n);
+  double var = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    double d = x[i] - mean;
+    var += d * d;
+  }
+  var /= static_cast<double>(n);
+  const float m = static_cast<float>(mean);
+  const float rstd = static_cast<float>(1.0 / std::sqrt(var + eps));
+  for (size_t i = 0; i < n; ++i) y[i] = (x[i] - m) * rstd * g[i] + b[i];
+}
+
+void gelu_tanh_ref(float* x, size_t n) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  for (size_t i = 0; i < n; ++i) {
+    float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+  }
+}
+
+void gelu_erf_ref(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.7071067811865476f));
+}
+
+void relu_ref(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void softmax_ref(float* x, size_t n) {
+  float mx = x[0];
+  for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  float sum = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (size_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+float dot_ref(const float* a, const float* b, size_t n) {
+  float s = 0.0f;
+  for (size_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void axpy_ref(float a, const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void add_ref(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace
+
+const Kernels& reference_kernels() {
+  static const Kernels k = {"ref",     layernorm_ref, gelu_tanh_ref, gelu_erf_ref, relu_ref,
+                            softmax_ref, dot_ref,     axpy_ref,      add_ref};
+  return k;
+}
+
+}  // namespace ember

@@ -1,0 +1,57 @@
+// ember/model.h - an immutable, loaded GPT model.
+//
+//   auto model = ember::Model::load("models/shakespeare.ember");
+//   if (!model.ok()) { /* model.status().message() names the file and the problem */ }
+//   auto session = ember::Session::create(*model, {});   // see session.h
+//
+// load() maps the file read-only, verifies it (FlatBuffers verifier, then: every tensor the config
+// needs exists with the right shape and dtype, data lies inside the file, sizes cannot overflow,
+// scales are finite) and prepares the compute: XNNPACK operators are created and weights packed
+// once here, never per token.
+// Lifetime: share it with std::shared_ptr; sessions keep it alive.
+// Thread safety: all const methods may be called from any thread. Several sessions may share one
+// model from several threads; their forward passes serialize on the model's operators (one
+// session computes at a time), so results equal single-threaded runs.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ember/config.h"
+#include "ember/status.h"
+#include "ember/tokenizer.h"
+
+namespace ember {
+
+struct TensorInfo {
+  std::string name;
+  std::vector<uint64_t> shape;
+  DType dtype;
+  uint64_t bytes;
+};
+
+class Model {
+ public:
+  static Result<std::shared_ptr<const Model>> load(const std::string& path);
+  ~Model();
+
+  const ModelConfig& config() const;
+  const Tokenizer& tokenizer() const;
+  const std::map<std::string, std::string>& metadata() const;
+  std::vector<TensorInfo> tensors() const;
+  uint64_t file_size() const;
+  uint32_t format_version() const;
+  const std::string& path() const;
+
+  struct Impl;  // internal (src/model/model_impl.h)
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  Model();
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ember

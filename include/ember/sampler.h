@@ -1,0 +1,52 @@
+// ember/sampler.h - choosing the next token from logits.
+//
+//   ember::SamplerParams p;  p.temperature = 0.8f;  p.top_k = 40;  p.seed = 42;
+//   auto sampler = ember::Sampler::create(p, model->config().n_vocab);
+//   int32_t next = sampler->sample(session->logits(), history.data(), history.size());
+//
+// Order: repetition penalty (over the last repeat_last_n history tokens, each token once: positive
+// logits divided by the penalty, negative ones multiplied), then temperature <= 0 means greedy
+// (argmax, lowest id on ties); otherwise logits / temperature, top-k, softmax, top-p (smallest set
+// whose probability reaches top_p), and a draw from a xoshiro256** generator seeded by `seed`, so a
+// seed reproduces a run on every platform. sample() does not allocate.
+// Thread safety: a Sampler is not thread-safe (it owns its RNG state and buffers).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ember/status.h"
+
+namespace ember {
+
+struct SamplerParams {
+  float temperature = 0.8f;   // <= 0: greedy
+  int32_t top_k = 40;         // <= 0: no limit
+  float top_p = 0.95f;        // in (0, 1]; 1: no limit
+  float repeat_penalty = 1.0f;  // >= 1 typical; 1: off
+  int32_t repeat_last_n = 64;   // history window for the penalty; < 0: whole history
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  // Fails with a message naming the parameter when it is out of range (NaN, top_p outside (0, 1],
+  // repeat_penalty <= 0) or n_vocab == 0.
+  static Result<Sampler> create(const SamplerParams& params, size_t n_vocab);
+  int32_t sample(const float* logits, const int32_t* history, size_t n_history);
+  const SamplerParams& params() const { return p_; }
+
+ private:
+  Sampler() = default;
+  double uniform();  // [0, 1)
+  SamplerParams p_;
+  size_t n_vocab_ = 0;
+  uint64_t s_[4] = {};
+  std::vector<float> logits_;
+  std::vector<int32_t> idx_;
+  std::vector<uint32_t> seen_;
+  uint32_t stamp_ = 0;
+};
+
+}  // namespace ember

@@ -1,0 +1,74 @@
+// ember/session.h - one conversation with a model: KV cache, scratch, forward passes.
+//
+//   auto s = ember::Session::create(model, {/*n_threads=*/2});
+//   ember::Status st = (*s)->prefill(ids.data(), ids.size());   // the prompt
+//   while (...) { int32_t next = sampler.sample((*s)->logits(), ...); st = (*s)->decode(next); }
+//
+// create() sizes everything for n_ctx once (KV cache for n_ctx tokens, scratch for n_batch tokens);
+// prefill() and decode() never allocate. Positions are absolute (learned), so when the cache holds
+// n_ctx tokens the next call fails with StatusCode::kContextFull; to keep going, reset() and prefill
+// a suffix of the history (ember-generate --keep-going does this).
+// Thread safety: a Session is not thread-safe; use one per thread (they may share a Model).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "ember/model.h"
+#include "ember/status.h"
+
+namespace ember {
+
+struct SessionOptions {
+  uint32_t n_threads = 1;  // >= 1
+  uint32_t n_batch = 64;   // tokens per forward micro-batch in prefill (scratch is sized for this)
+};
+
+class Session {
+ public:
+  // Fails with kInvalidArgument for n_threads == 0 or n_batch == 0.
+  static Result<std::unique_ptr<Session>> create(std::shared_ptr<const Model> model, const SessionOptions& opts);
+  ~Session();
+
+  // Called with (index into the prefill tokens, logits[n_vocab]) for every token when given.
+  using LogitsCallback = std::function<void(size_t index, const float* logits)>;
+
+  // Runs `n` tokens at positions n_past()..n_past()+n-1. Fails (and changes nothing) when n == 0, a
+  // token is outside [0, n_vocab), or n_past() + n > n_ctx (kContextFull).
+  Status prefill(const int32_t* tokens, size_t n, const LogitsCallback* each = nullptr);
+  Status decode(int32_t token) { return prefill(&token, 1); }
+
+  // Logits (n_vocab floats) of the last token processed; valid until the next call.
+  const float* logits() const;
+  // Final hidden state (after the final LN for pre-LN models) of the last token, n_embd floats.
+  const float* hidden() const;
+  size_t n_past() const;
+  size_t n_ctx() const;
+  size_t n_vocab() const;
+  void reset();  // empties the KV cache
+  // Bytes this session owns (KV cache + scratch), excluding the model.
+  size_t memory_bytes() const;
+  const Model& model() const;
+
+ private:
+  Session();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct PerplexityResult {
+  size_t n_tokens = 0;  // predicted tokens
+  double mean_nll = 0;  // natural log
+  double ppl = 0;       // exp(mean_nll)
+};
+
+// Non-overlapping windows of `ctx` tokens (the last may be shorter); in each window every token after
+// the first is predicted from the window's earlier tokens; mean NLL over all predicted tokens.
+// `progress(done_tokens, total)` is called after each window when given.
+Result<PerplexityResult> compute_perplexity(Session& session, const std::vector<int32_t>& tokens, size_t ctx,
+                                            const std::function<void(size_t, size_t)>& progress = nullptr);
+
+}  // namespace ember

@@ -1,0 +1,33 @@
+// Writes a file atomically: bytes go to "<path>.tmp.<pid>", which is flushed, fsync'ed and renamed over
+// `path` by commit(). Destroyed without commit(), it removes the temporary: a failure (full disk, kill)
+// never leaves a half-written file at `path`, and an older file there stays intact.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "ember/status.h"
+
+namespace ember {
+
+class AtomicFile {
+ public:
+  AtomicFile() = default;
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  Status open(const std::string& path);
+  Status write(const void* data, size_t size);
+  Status write_zeros(size_t n);
+  uint64_t position() const { return pos_; }
+  Status commit();
+
+ private:
+  void discard();
+  std::string path_, tmp_;
+  FILE* f_ = nullptr;
+  uint64_t pos_ = 0;
+};
+
+}  // namespace ember

@@ -1,0 +1,173 @@
+// End to end against outputs of an independent implementation (tests/golden/make_golden.py, numpy,
+// float64): import each checkpoint naming, write .ember, load, and compare logits, perplexity and
+// greedy tokens. Tolerances: logits 1e-4 max abs, mean NLL 1e-4 relative (issue 2's acceptance).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "ember/convert.h"
+#include "ember/model.h"
+#include "ember/sampler.h"
+#include "ember/session.h"
+#include "test_paths.h"
+
+using ember_test::data_dir;
+
+namespace {
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  REQUIRE_MESSAGE(f.good(), "cannot open " << path);
+  return nlohmann::json::parse(f);
+}
+
+// Imports a golden checkpoint and writes it as .ember; returns the loaded model.
+std::shared_ptr<const ember::Model> load_golden(const std::string& name) {
+  const std::string dir = data_dir() + "/golden/" + name;
+  auto spec = ember::import_model(dir);
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  const std::string out = ember_test::temp_dir() + "/ember_golden_" + name + ".ember";
+  ember::Status st = ember::write_model_file(*spec, out);
+  REQUIRE_MESSAGE(st.ok(), st.message());
+  auto model = ember::Model::load(out);
+  REQUIRE_MESSAGE(model.ok(), model.status().message());
+  std::remove(out.c_str());  // the mapping stays valid after unlink
+  return *model;
+}
+
+std::unique_ptr<ember::Session> make_session(std::shared_ptr<const ember::Model> m, uint32_t threads, uint32_t batch) {
+  ember::SessionOptions o;
+  o.n_threads = threads;
+  o.n_batch = batch;
+  auto s = ember::Session::create(std::move(m), o);
+  REQUIRE_MESSAGE(s.ok(), s.status().message());
+  return std::move(s).value();
+}
+
+// Logits of every position of `tokens` from one prefill.
+std::vector<std::vector<float>> all_logits(ember::Session& s, const std::vector<int32_t>& tokens) {
+  std::vector<std::vector<float>> out;
+  ember::Session::LogitsCallback cb = [&](size_t, const float* l) { out.emplace_back(l, l + s.n_vocab()); };
+  s.reset();
+  ember::Status st = s.prefill(tokens.data(), tokens.size(), &cb);
+  REQUIRE_MESSAGE(st.ok(), st.message());
+  return out;
+}
+
+const char* kModels[] = {"gpt2", "openai_gpt", "gpt1_relu", "nanogpt"};
+
+}  // namespace
+
+TEST_CASE("golden: logits of the first window match the numpy reference (1e-4 max abs)") {
+  for (const char* name : kModels) {
+    CAPTURE(name);
+    const nlohmann::json g = read_json(data_dir() + "/golden/" + name + "/golden.json");
+    auto model = load_golden(name);
+    const size_t T = model->config().n_ctx;
+    std::vector<int32_t> tokens = g["tokens"].get<std::vector<int32_t>>();
+    tokens.resize(T);
+    for (uint32_t threads : {1u, 2u}) {
+      for (uint32_t batch : {64u, 5u}) {  // one micro-batch, and several with a tail
+        auto s = make_session(model, threads, batch);
+        auto logits = all_logits(*s, tokens);
+        REQUIRE(logits.size() == T);
+        double max_err = 0.0;
+        for (size_t t = 0; t < T; ++t)
+          for (size_t v = 0; v < model->config().n_vocab; ++v)
+            max_err = std::max(max_err, std::fabs(logits[t][v] - g["logits_window0"][t][v].get<double>()));
+        CAPTURE(threads);
+        CAPTURE(batch);
+        CHECK(max_err < 1e-4);
+      }
+    }
+  }
+}
+
+TEST_CASE("golden: perplexity matches the numpy reference (1e-4 relative)") {
+  for (const char* name : kModels) {
+    CAPTURE(name);
+    const nlohmann::json g = read_json(data_dir() + "/golden/" + name + "/golden.json");
+    auto model = load_golden(name);
+    auto s = make_session(model, 2, 16);
+    const std::vector<int32_t> tokens = g["tokens"].get<std::vector<int32_t>>();
+    for (const auto& p : g["ppl"]) {
+      const size_t ctx = p["ctx"].get<size_t>();
+      CAPTURE(ctx);
+      auto r = ember::compute_perplexity(*s, tokens, ctx);
+      REQUIRE_MESSAGE(r.ok(), r.status().message());
+      CHECK(r->n_tokens == p["n_tokens"].get<size_t>());
+      const double want = p["mean_nll"].get<double>();
+      CHECK(std::fabs(r->mean_nll - want) / want < 1e-4);
+    }
+  }
+}
+
+TEST_CASE("golden: greedy generation gives the reference tokens") {
+  for (const char* name : kModels) {
+    CAPTURE(name);
+    const nlohmann::json g = read_json(data_dir() + "/golden/" + name + "/golden.json");
+    auto model = load_golden(name);
+    auto s = make_session(model, 1, 64);
+    ember::SamplerParams sp;
+    sp.temperature = 0.0f;
+    auto sampler = ember::Sampler::create(sp, model->config().n_vocab);
+    REQUIRE(sampler.ok());
+    std::vector<int32_t> hist = g["greedy"]["prompt"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> want = g["greedy"]["continuation"].get<std::vector<int32_t>>();
+    REQUIRE(s->prefill(hist.data(), hist.size()).ok());
+    std::vector<int32_t> got;
+    for (size_t i = 0; i < want.size(); ++i) {
+      const int32_t next = sampler->sample(s->logits(), hist.data(), hist.size());
+      got.push_back(next);
+      hist.push_back(next);
+      REQUIRE(s->decode(next).ok());
+    }
+    CHECK(got == want);
+  }
+}
+
+TEST_CASE("KV cache: decoding token by token equals a full recompute at every step (1e-5)") {
+  // gpt2 is pre-LN, openai_gpt / gpt1_relu are post-LN.
+  for (const char* name : kModels) {
+    CAPTURE(name);
+    const nlohmann::json g = read_json(data_dir() + "/golden/" + name + "/golden.json");
+    auto model = load_golden(name);
+    const size_t T = model->config().n_ctx, V = model->config().n_vocab;
+    std::vector<int32_t> tokens = g["tokens"].get<std::vector<int32_t>>();
+    tokens.resize(T);
+    auto s = make_session(model, 1, 64);
+    double max_err = 0.0;
+    // Full recompute: for each prefix length t+1, a fresh prefill of the whole prefix.
+    std::vector<std::vector<float>> full(T);
+    for (size_t t = 0; t < T; ++t) {
+      s->reset();
+      REQUIRE(s->prefill(tokens.data(), t + 1).ok());
+      full[t].assign(s->logits(), s->logits() + V);
+    }
+    s->reset();
+    REQUIRE(s->prefill(tokens.data(), 1).ok());
+    for (size_t t = 0; t < T; ++t) {
+      if (t > 0) REQUIRE(s->decode(tokens[t]).ok());
+      for (size_t v = 0; v < V; ++v) max_err = std::max(max_err, static_cast<double>(std::fabs(s->logits()[v] - full[t][v])));
+    }
+    CHECK(max_err < 1e-5);
+    // The cache is full now: one more token is refused with kContextFull and changes nothing.
+    ember::Status st = s->decode(tokens[0]);
+    CHECK(st.code() == ember::StatusCode::kContextFull);
+    CHECK(s->n_past() == T);
+  }
+}
+
+TEST_CASE("golden: nanogpt char model encodes text.txt with its tokenizer to the reference ids") {
+  const std::string dir = data_dir() + "/golden/nanogpt";
+  const nlohmann::json g = read_json(dir + "/golden.json");
+  auto model = load_golden("nanogpt");
+  REQUIRE(model->tokenizer().kind() == ember::TokenizerKind::kChars);
+  std::ifstream f(dir + "/text.txt", std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto ids = model->tokenizer().encode(text);
+  REQUIRE_MESSAGE(ids.ok(), ids.status().message());
+  CHECK(*ids == g["tokens"].get<std::vector<int32_t>>());
+}

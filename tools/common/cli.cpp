@@ -1,0 +1,225 @@
+#include "cli.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace ember_cli {
+
+Args::Args(std::string prog, std::string usage, std::string about)
+    : prog_(std::move(prog)), usage_(std::move(usage)), about_(std::move(about)) {
+  option("help", "h", "", "show this help and exit");
+}
+
+void Args::option(const std::string& long_name, const std::string& short_name, const std::string& metavar,
+                  const std::string& help, const std::string& default_value) {
+  opts_.push_back({long_name, short_name, metavar, help, default_value});
+}
+
+const Args::Opt* Args::find(const std::string& name) const {
+  for (const Opt& o : opts_)
+    if (o.long_name == name || (!o.short_name.empty() && o.short_name == name)) return &o;
+  return nullptr;
+}
+
+std::string Args::help() const {
+  std::string h = "usage: " + usage_ + "\n\n" + about_ + "\n\noptions:\n";
+  for (const Opt& o : opts_) {
+    std::string left = "  " + (o.short_name.empty() ? "    " : "-" + o.short_name + ", ") + "--" + o.long_name;
+    if (!o.metavar.empty()) left += " " + o.metavar;
+    if (left.size() < 28) left.resize(28, ' ');
+    else left += "\n" + std::string(28, ' ');
+    h += left + o.help;
+    if (!o.def.empty()) h += " (default: " + o.def + ")";
+    h += "\n";
+  }
+  return h;
+}
+
+void Args::usage_error(const std::string& reason) const {
+  std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", prog_.c_str(), reason.c_str(), prog_.c_str());
+  std::exit(2);
+}
+
+void Args::parse(int argc, char** argv) {
+  bool only_positional = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (only_positional || a.size() < 2 || a[0] != '-' || (a[0] == '-' && std::isdigit(static_cast<unsigned char>(a[1])))) {
+      positional_.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      only_positional = true;
+      continue;
+    }
+    std::string name, value;
+    bool has_value = false;
+    if (a.rfind("--", 0) == 0) {
+      name = a.substr(2);
+      size_t eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+        has_value = true;
+      }
+    } else {
+      name = a.substr(1);
+    }
+    const Opt* o = find(name);
+    if (!o) usage_error("unknown option '" + a + "'");
+    if (o->long_name == "help") {
+      std::fputs(help().c_str(), stdout);
+      std::exit(0);
+    }
+    if (o->metavar.empty()) {
+      if (has_value) usage_error("option '--" + o->long_name + "' takes no value");
+      values_[o->long_name].push_back("1");
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) usage_error("option '" + a + "' needs a value (" + o->metavar + ")");
+      value = argv[++i];
+    }
+    values_[o->long_name].push_back(value);
+  }
+}
+
+bool Args::has(const std::string& n) const { return values_.count(n) != 0; }
+
+std::string Args::str(const std::string& n) const {
+  auto it = values_.find(n);
+  if (it != values_.end()) return it->second.back();
+  const Opt* o = find(n);
+  return o ? o->def : "";
+}
+
+std::vector<std::string> Args::all(const std::string& n) const {
+  auto it = values_.find(n);
+  return it == values_.end() ? std::vector<std::string>() : it->second;
+}
+
+int64_t Args::integer(const std::string& n, int64_t min, int64_t max) const {
+  const std::string v = str(n);
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno == ERANGE)
+    usage_error("--" + n + " must be an integer (got '" + v + "')");
+  if (x < min || x > max)
+    usage_error("--" + n + " must be between " + std::to_string(min) + " and " + std::to_string(max) + " (got " + v + ")");
+  return x;
+}
+
+double Args::number(const std::string& n, double min, double max) const {
+  const std::string v = str(n);
+  char* end = nullptr;
+  double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0' || std::isnan(x)) usage_error("--" + n + " must be a number (got '" + v + "')");
+  if (x < min || x > max) {
+    std::ostringstream os;
+    os << "--" << n << " must be between " << min << " and " << max << " (got " << v << ")";
+    usage_error(os.str());
+  }
+  return x;
+}
+
+void fail(const std::string& prog, const std::string& message) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "%s: error: %s\n", prog.c_str(), message.c_str());
+  std::exit(1);
+}
+
+void check(const std::string& prog, const ember::Status& s) {
+  if (!s.ok()) fail(prog, s.message());
+}
+
+ember::Result<std::string> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return ember::io_error(path + ": cannot open: " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) return ember::io_error(path + ": read failed");
+  return ss.str();
+}
+
+ember::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',') {
+      ++i;
+      continue;
+    }
+    if (c < '0' || c > '9')
+      return ember::invalid_argument("token ids: unexpected character '" + std::string(1, c) + "' at offset " + std::to_string(i));
+    int64_t v = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      v = v * 10 + (text[i++] - '0');
+      if (v > INT32_MAX) return ember::invalid_argument("token ids: id too large at offset " + std::to_string(i));
+    }
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
+}
+
+ember::Result<std::vector<int32_t>> read_token_file(const std::string& path) {
+  EMBER_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".bin") == 0) {
+    if (bytes.size() % 2 != 0) return ember::invalid_file(path + ": odd size for a uint16 token file");
+    std::vector<int32_t> ids(bytes.size() / 2);
+    for (size_t i = 0; i < ids.size(); ++i)
+      ids[i] = static_cast<uint8_t>(bytes[2 * i]) | (static_cast<uint8_t>(bytes[2 * i + 1]) << 8);
+    return ids;
+  }
+  auto r = parse_ids(bytes);
+  if (!r.ok()) return r.status().with_context(path);
+  return r;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\r': o += "\\r"; break;
+      case '\t': o += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          o += buf;
+        } else {
+          o += static_cast<char>(c);
+        }
+    }
+  }
+  return o + "\"";
+}
+
+uint32_t default_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : (n > 4 ? 4 : n);
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string human_bytes(uint64_t n) {
+  char buf[32];
+  if (n >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", n / 1048576.0);
+  else if (n >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+}  // namespace ember_cli

@@ -1,0 +1,152 @@
+// ember-generate: stream text from a model.
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../common/cli.h"
+#include "ember/model.h"
+#include "ember/sampler.h"
+#include "ember/session.h"
+#include "ember/tokenizer.h"
+
+using namespace ember_cli;
+
+int main(int argc, char** argv) {
+  Args args("ember-generate", "ember-generate -m MODEL (-p PROMPT | --ids IDS) [-n N] [options]",
+            "Generates text from an .ember model, printing it as it is produced. The prompt is encoded with\n"
+            "the model's tokenizer (or given as token ids with --ids). Generation stops after N tokens, at\n"
+            "the model's end-of-text token, or when the context (n_ctx) is full, unless --keep-going.\n"
+            "--temp 0 is greedy. A speed line goes to stderr.");
+  args.option("model", "m", "MODEL", "model file (.ember)");
+  args.option("prompt", "p", "PROMPT", "prompt text");
+  args.option("ids", "", "IDS", "prompt as token ids, e.g. \"464 2068\" (instead of -p)");
+  args.option("n-predict", "n", "N", "tokens to generate", "128");
+  args.option("temp", "", "T", "temperature; 0 = greedy", "0.8");
+  args.option("top-k", "", "K", "keep the K most likely tokens; 0 = all", "40");
+  args.option("top-p", "", "P", "keep the smallest set with probability >= P; 1 = all", "0.95");
+  args.option("repeat-penalty", "", "R", "penalty for recently seen tokens; 1 = off", "1.0");
+  args.option("repeat-last-n", "", "N", "how many recent tokens the penalty looks at", "64");
+  args.option("seed", "s", "SEED", "random seed (a run with the same seed repeats exactly)", "random");
+  args.option("threads", "t", "N", "threads", std::to_string(default_threads()));
+  args.option("keep-going", "", "", "when the context is full, keep the last n_ctx/2 tokens and continue");
+  args.option("ignore-eos", "", "", "do not stop at the end-of-text token");
+  args.option("no-echo", "", "", "do not print the prompt before the generated text");
+  args.option("json", "", "", "print {\"ids\": [...], \"text\": ...} (prompt excluded) instead of streaming");
+  args.option("quiet", "q", "", "no speed line on stderr");
+  args.parse(argc, argv);
+  const std::string P = args.prog();
+  if (!args.positional().empty()) args.usage_error("unexpected argument '" + args.positional()[0] + "'");
+  if (!args.has("model")) args.usage_error("no model given (-m MODEL)");
+  if (args.has("prompt") == args.has("ids")) args.usage_error("give exactly one of -p PROMPT or --ids IDS");
+
+  const int64_t n_predict = args.integer("n-predict", 0, 1 << 30);
+  const uint32_t n_threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
+  ember::SamplerParams sp;
+  sp.temperature = static_cast<float>(args.number("temp", 0.0, 1e6));
+  sp.top_k = static_cast<int32_t>(args.integer("top-k", 0, INT32_MAX));
+  sp.top_p = static_cast<float>(args.number("top-p", 1e-9, 1.0));
+  sp.repeat_penalty = static_cast<float>(args.number("repeat-penalty", 1e-3, 1e3));
+  sp.repeat_last_n = static_cast<int32_t>(args.integer("repeat-last-n", -1, INT32_MAX));
+  if (args.str("seed") == "random") {
+    sp.seed = static_cast<uint64_t>(now_seconds() * 1e9) ^ (static_cast<uint64_t>(getpid()) << 32);
+  } else {
+    sp.seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
+  }
+  const bool json = args.has("json"), quiet = args.has("quiet");
+
+  const double t_load = now_seconds();
+  auto model = check(P, ember::Model::load(args.str("model")));
+  const ember::Tokenizer& tok = model->tokenizer();
+  const bool has_tok = tok.kind() != ember::TokenizerKind::kNone;
+  std::vector<int32_t> prompt;
+  if (args.has("ids")) {
+    prompt = check(P, parse_ids(args.str("ids")));
+  } else {
+    if (!has_tok) fail(P, args.str("model") + " has no tokenizer; give the prompt as token ids with --ids");
+    const std::string text = args.str("prompt");
+    if (text.empty()) fail(P, "the prompt is empty; give some text with -p");
+    prompt = check(P, tok.encode(text));
+  }
+  if (prompt.empty()) fail(P, "the prompt is empty");
+  const size_t n_ctx = model->config().n_ctx;
+  if (prompt.size() > n_ctx)
+    fail(P, "the prompt is " + std::to_string(prompt.size()) + " tokens, longer than the model's context of " +
+                std::to_string(n_ctx) + " tokens");
+  ember::SessionOptions so;
+  so.n_threads = n_threads;
+  auto session = check(P, ember::Session::create(model, so));
+  auto sampler = check(P, ember::Sampler::create(sp, model->config().n_vocab));
+  const double t_ready = now_seconds();
+
+  std::vector<int32_t> history = prompt, generated;
+  history.reserve(prompt.size() + static_cast<size_t>(n_predict));
+  generated.reserve(static_cast<size_t>(n_predict));
+  const double t0 = now_seconds();
+  check(P, session->prefill(prompt.data(), prompt.size()));
+  const double t_prompt = now_seconds() - t0;
+
+  ember::Utf8Stream out;
+  if (!json && !args.has("no-echo") && has_tok) {
+    std::fputs(out.push(tok.decode(prompt).value()).c_str(), stdout);
+    std::fflush(stdout);
+  }
+  std::string stop_reason;
+  size_t n_refills = 0;
+  const double t1 = now_seconds();
+  for (int64_t i = 0; i < n_predict; ++i) {
+    const int32_t next = sampler.sample(session->logits(), history.data(), history.size());
+    if (!args.has("ignore-eos") && has_tok && next == tok.eot_id()) {
+      stop_reason = "end of text";
+      break;
+    }
+    history.push_back(next);
+    generated.push_back(next);
+    if (!json) {
+      std::string piece = has_tok ? out.push(tok.token_bytes(next)) : std::to_string(next) + " ";
+      std::fputs(piece.c_str(), stdout);
+      std::fflush(stdout);
+    }
+    if (i + 1 == n_predict) break;
+    if (session->n_past() == n_ctx) {
+      if (!args.has("keep-going")) {
+        stop_reason = "context full (n_ctx " + std::to_string(n_ctx) + "); pass --keep-going to continue by shifting the window";
+        break;
+      }
+      // Learned absolute positions cannot be shifted: re-encode the most recent half window.
+      const size_t keep = n_ctx / 2;
+      session->reset();
+      check(P, session->prefill(history.data() + history.size() - keep, keep));
+      ++n_refills;
+      continue;
+    }
+    check(P, session->decode(next));
+  }
+  const double t_gen = now_seconds() - t1;
+  if (json) {
+    std::string ids;
+    for (size_t i = 0; i < generated.size(); ++i) ids += (i ? ", " : "") + std::to_string(generated[i]);
+    std::string text;
+    if (has_tok) {
+      ember::Utf8Stream s;
+      text = s.push(tok.decode(generated).value());
+      text += s.flush();
+    }
+    std::printf("{\"ids\": [%s], \"text\": %s}\n", ids.c_str(), json_escape(text).c_str());
+  } else {
+    std::fputs(out.flush().c_str(), stdout);
+    std::fputs("\n", stdout);
+  }
+  std::fflush(stdout);
+  if (!stop_reason.empty()) std::fprintf(stderr, "%s: stopped: %s\n", P.c_str(), stop_reason.c_str());
+  if (!quiet) {
+    std::fprintf(stderr,
+                 "%s: load %.0f ms | prompt %zu tokens, %.1f tok/s | generated %zu tokens, %.1f tok/s | %u threads | seed %llu%s\n",
+                 P.c_str(), (t_ready - t_load) * 1e3, prompt.size(), prompt.size() / (t_prompt > 0 ? t_prompt : 1e-9),
+                 generated.size(), generated.size() / (t_gen > 0 ? t_gen : 1e-9), n_threads,
+                 static_cast<unsigned long long>(sp.seed),
+                 n_refills ? (" | window shifted " + std::to_string(n_refills) + "x").c_str() : "");
+  }
+  return 0;
+}
