@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "convert/atomic_file.h"
+#include "convert/writer.h"
 #include "ember/convert.h"
 #include "ember_generated.h"
 #include "format/ember_file.h"
@@ -77,6 +78,10 @@ Status write_file_atomic(const std::string& path, const void* bytes, size_t size
 Status write_model_file(const ModelSpec& spec, const std::string& path) {
   EMBER_RETURN_IF_ERROR(spec.config.validate().with_context(path));
   EMBER_RETURN_IF_ERROR(spec.validate().with_context(path));
+  return write_model_file_unchecked(spec, path);
+}
+
+Status write_model_file_unchecked(const ModelSpec& spec, const std::string& path) {
   flatbuffers::FlatBufferBuilder b(1 << 16);
 
   const ModelConfig& c = spec.config;
