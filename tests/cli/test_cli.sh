@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Command-line behaviour of the tools: a working path, and every bad input of issue 2 giving a clear
+# one-line error and a non-zero exit (never a crash). Usage: test_cli.sh BUILD_DIR TEST_DATA_DIR
+set -u
+B=$1/tools
+D=$2
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect_fail NAME EXPECTED_SUBSTRING CMD...: non-zero exit (not a signal) and the message on stderr.
+expect_fail() {
+  local name=$1 want=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [[ $rc -eq 0 ]]; then bad "$name: exit 0, expected failure"; return; fi
+  if [[ $rc -ge 128 ]]; then bad "$name: killed by signal $((rc - 128))"; return; fi
+  if ! grep -qF -- "$want" "$T/err"; then bad "$name: stderr lacks '$want': $(head -c 300 "$T/err")"; return; fi
+  ok
+}
+expect_ok() {
+  local name=$1; shift
+  "$@" >"$T/out" 2>"$T/err" || { bad "$name: exit $?: $(head -c 300 "$T/err")"; return; }
+  ok
+}
+
+# A working model: the golden nanoGPT char model (n_ctx 32, 65 characters).
+M=$T/nano.ember
+expect_ok "quantize nanogpt" "$B/ember-quantize" "$D/golden/nanogpt" "$M" --type f32
+expect_ok "inspect" "$B/ember-inspect" "$M"
+grep -q "verified OK" "$T/out" && ok || bad "inspect does not say verified"
+expect_ok "inspect json" "$B/ember-inspect" "$M" --json
+grep -q '"n_ctx": 32' "$T/out" && ok || bad "inspect --json lacks n_ctx"
+
+G="$B/ember-generate"
+expect_ok "generate greedy json" "$G" -m "$M" -p "First" -n 10 --temp 0 --json
+[[ $(grep -o '"ids": \[[^]]*\]' "$T/out" | tr ',' '\n' | wc -l) -eq 10 ]] && ok || bad "json does not hold 10 ids: $(cat "$T/out")"
+cp "$T/out" "$T/greedy1"
+expect_ok "generate greedy again" "$G" -m "$M" -p "First" -n 10 --temp 0 --json --threads 2
+cmp -s "$T/out" "$T/greedy1" && ok || bad "greedy output differs between runs/threads"
+expect_ok "generate seeded 1" "$G" -m "$M" -p "First" -n 20 --seed 5 --json
+cp "$T/out" "$T/seed1"
+expect_ok "generate seeded 2" "$G" -m "$M" -p "First" -n 20 --seed 5 --json
+cmp -s "$T/out" "$T/seed1" && ok || bad "same seed gave different text"
+expect_ok "generate streams text" "$G" -m "$M" -p "First" -n 5 --temp 0
+grep -q "^First" "$T/out" && ok || bad "streamed output does not start with the prompt"
+grep -q "tok/s" "$T/err" && ok || bad "no speed line on stderr"
+
+# Context: 32 tokens. 5 prompt + 40 new overflows: stops with a message, or shifts with --keep-going.
+expect_ok "context full stops" "$G" -m "$M" -p "First" -n 40 --temp 0 --json
+grep -q "context full" "$T/err" && ok || bad "no context-full message"
+expect_ok "keep going" "$G" -m "$M" -p "First" -n 40 --temp 0 --json --keep-going
+[[ $(grep -o '"ids": \[[^]]*\]' "$T/out" | tr ',' '\n' | wc -l) -eq 40 ]] && ok || bad "--keep-going did not give 40 ids"
+
+# Bad input, one line each.
+expect_fail "prompt longer than n_ctx" "longer than the model's context" "$G" -m "$M" -p "$(printf 'a%.0s' {1..40})"
+expect_fail "empty prompt" "prompt is empty" "$G" -m "$M" -p ""
+expect_fail "invalid UTF-8 prompt" "UTF-8" "$G" -m "$M" -p $'ab\xff\xfecd'
+expect_fail "unknown character" "not in the vocabulary" "$G" -m "$M" -p "x~y"
+expect_fail "threads 0" "--threads must be between 1" "$G" -m "$M" -p "First" --threads 0
+expect_fail "no model" "no model given" "$G" -p "hi"
+expect_fail "missing model file" "cannot open" "$G" -m "$T/nope.ember" -p "hi"
+expect_fail "unknown option" "unknown option" "$G" -m "$M" -p "hi" --bogus
+expect_fail "bad number" "must be a number" "$G" -m "$M" -p "hi" --temp warm
+expect_fail "token id out of range" "outside the vocabulary" "$G" -m "$M" --ids "1 2 999"
+
+head -c 1000 "$M" > "$T/trunc.ember"
+expect_fail "truncated model" "truncated" "$B/ember-inspect" "$T/trunc.ember"
+expect_fail "truncated model (generate)" "trunc.ember" "$G" -m "$T/trunc.ember" -p "First"
+{ head -c 8 "$M"; printf 'XXXX'; tail -c +13 "$M"; } > "$T/ident.ember"
+expect_fail "wrong file identifier" "not an ember model" "$B/ember-inspect" "$T/ident.ember"
+expect_fail "not a model at all" "not an ember model" "$B/ember-inspect" "$D/golden/nanogpt/config.json"
+
+# A safetensors header that lies about its offsets: 2 floats declared, data_offsets run past the end.
+mkdir -p "$T/lie"
+cp "$D/golden/nanogpt/config.json" "$T/lie/"
+hdr='{"transformer.wte.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,800]}}'
+len=${#hdr}
+printf "$(printf '\\x%02x' $((len & 255)) $(((len >> 8) & 255)) 0 0 0 0 0 0)" > "$T/lie/model.safetensors"
+printf '%s' "$hdr" >> "$T/lie/model.safetensors"
+head -c 8 /dev/zero >> "$T/lie/model.safetensors"
+expect_fail "lying safetensors header" "transformer.wte.weight" "$B/ember-quantize" "$T/lie" "$T/lie.ember"
+[[ ! -e "$T/lie.ember" ]] && ok || bad "failed quantize left an output file"
+ls "$T"/lie.ember.tmp* >/dev/null 2>&1 && bad "failed quantize left a temporary" || ok
+expect_fail "quantize bad type" "not supported" "$B/ember-quantize" "$D/golden/nanogpt" "$T/x.ember" --type q4
+
+# Perplexity: the tool's number equals the numpy reference (golden.json text_ppl, ctx 32).
+P="$B/ember-perplexity"
+expect_ok "perplexity text" "$P" -m "$M" -f "$D/golden/nanogpt/text.txt" --json
+got=$(grep -o '"mean_nll": [0-9.e+-]*' "$T/out" | cut -d' ' -f2)
+want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["text_ppl"][0]["mean_nll"])' "$D/golden/nanogpt/golden.json")
+awk -v g="$got" -v w="$want" 'BEGIN { d = (g - w) / w; if (d < 0) d = -d; exit !(w > 0 && d < 1e-4) }' && ok || bad "perplexity $got vs reference $want"
+expect_ok "perplexity tokens" "$P" -m "$M" --tokens "$D/golden/nanogpt/tokens.txt" --ctx 16 --json
+grep -q '"ctx": 16' "$T/out" && ok || bad "perplexity --ctx ignored"
+expect_fail "perplexity ctx too big" "--ctx must be between" "$P" -m "$M" --tokens "$D/golden/nanogpt/tokens.txt" --ctx 33
+printf '1 2 x' > "$T/badtok.txt"
+expect_fail "perplexity bad token file" "badtok.txt" "$P" -m "$M" --tokens "$T/badtok.txt"
+
+for tool in ember-generate ember-perplexity ember-inspect ember-quantize; do
+  "$B/$tool" --help > "$T/out" 2>&1 && grep -q "^usage: $tool" "$T/out" && ok || bad "$tool --help"
+done
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
