@@ -8,6 +8,38 @@
 
 using namespace ember_cli;
 
+namespace {
+
+// Re-encodes a tensor as f32 or f16 (f16 and int8 inputs, e.g. from an .ember file, are expanded).
+void to_type(ember::TensorData& t, ember::DType want) {
+  if (t.dtype == want) return;
+  const size_t n = t.data.size() / ember::dtype_size(t.dtype);
+  std::vector<float> f(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (t.dtype == ember::DType::kF32) {
+      std::memcpy(&f[i], &t.data[4 * i], 4);
+    } else if (t.dtype == ember::DType::kF16) {
+      f[i] = ember::f16_to_f32(static_cast<uint16_t>(t.data[2 * i] | (t.data[2 * i + 1] << 8)));
+    } else {
+      f[i] = t.scales[i / (n / t.shape[0])] * static_cast<int8_t>(t.data[i]);
+    }
+  }
+  t.scales.clear();
+  t.dtype = want;
+  t.data.resize(n * ember::dtype_size(want));
+  for (size_t i = 0; i < n; ++i) {
+    if (want == ember::DType::kF32) {
+      std::memcpy(&t.data[4 * i], &f[i], 4);
+    } else {
+      const uint16_t h = ember::f32_to_f16(f[i]);
+      t.data[2 * i] = static_cast<uint8_t>(h & 0xff);
+      t.data[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+    }
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   Args args("ember-quantize", "ember-quantize INPUT OUTPUT [--type f32|f16] [--meta KEY=VALUE ...]",
             "Converts a trained GPT checkpoint into an .ember model file. INPUT is a checkpoint directory\n"
@@ -34,22 +66,7 @@ int main(int argc, char** argv) {
                P.c_str(), spec.metadata.count("naming") ? spec.metadata["naming"].c_str() : "model", c.n_layer, c.n_head,
                c.n_embd, c.n_ctx, c.n_vocab, ember::norm_placement_name(c.norm), ember::activation_name(c.activation),
                ember::tokenizer_kind_name(spec.tokenizer.kind()));
-  for (ember::TensorData& t : spec.tensors) {
-    if (t.dtype == ember::DType::kF32 && type == "f16") {
-      std::vector<uint8_t> half(t.data.size() / 2);
-      for (size_t i = 0; i < t.data.size() / 4; ++i) {
-        float f;
-        std::memcpy(&f, &t.data[4 * i], 4);
-        uint16_t h = ember::f32_to_f16(f);
-        half[2 * i] = static_cast<uint8_t>(h & 0xff);
-        half[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-      }
-      t.data = std::move(half);
-      t.dtype = ember::DType::kF16;
-    } else if (t.dtype != ember::DType::kF32 && type == "f32") {
-      fail(P, "tensor '" + t.name + "' is " + ember::dtype_name(t.dtype) + "; converting it to f32 is not supported");
-    }
-  }
+  for (ember::TensorData& t : spec.tensors) to_type(t, type == "f16" ? ember::DType::kF16 : ember::DType::kF32);
   spec.metadata["type"] = type;
   spec.metadata["converter"] = "ember-quantize";
   for (const std::string& kv : args.all("meta")) {
