@@ -285,3 +285,30 @@ TEST_CASE("format: int8 and f16 tensors load as their dequantized values") {
   CHECK(max_diff < 0.02f * max_abs);  // and still describes the same model
   std::remove(p.c_str());
 }
+
+TEST_CASE("format: a GPT-2 BPE tokenizer survives the file round trip") {
+  const std::string dir = ember_test::data_dir() + "/gpt2";
+  auto tok = ember::load_gpt2_tokenizer(dir + "/encoder.json", dir + "/vocab.bpe");
+  REQUIRE_MESSAGE(tok.ok(), tok.status().message());
+  ember::ModelSpec s;
+  s.config.n_vocab = 50257;
+  s.config.n_ctx = 4;
+  s.config.n_embd = 4;
+  s.config.n_head = 1;
+  s.config.n_layer = 1;
+  s.config.n_ff = 4;
+  std::mt19937 rng(3);
+  for (const auto& r : ember::required_tensors(s.config)) s.tensors.push_back(f32_tensor(r.name, r.shape, rng));
+  s.tokenizer = std::move(tok).value();
+  const std::string p = tmp_path("bpe.ember");
+  REQUIRE(ember::write_model_file(s, p).ok());
+  auto m = ember::Model::load(p);
+  REQUIRE_MESSAGE(m.ok(), m.status().message());
+  const ember::Tokenizer& t = (*m)->tokenizer();
+  CHECK(t.kind() == ember::TokenizerKind::kGpt2Bpe);
+  CHECK(t.eot_id() == 50256);
+  CHECK(t.merges().size() == 50000);
+  CHECK(t.encode("Hello world").value() == std::vector<int32_t>{15496, 995});
+  CHECK(t.encode(" First Citizen:\n").value() == s.tokenizer.encode(" First Citizen:\n").value());
+  std::remove(p.c_str());
+}
