@@ -39,7 +39,7 @@ struct ModelSpec {
 };
 
 // Imports a checkpoint: a directory (model.safetensors + config.json [+ vocab.json/merges.txt or
-// encoder.json/vocab.bpe or vocab.txt]), a single .safetensors file (config.json and tokenizer files are
+// encoder.json/vocab.bpe or vocab_chars.json]), a single .safetensors file (config.json and tokenizer files are
 // looked for beside it), or an .ember file (read back to float). The naming (Hugging Face gpt2,
 // Hugging Face openai-gpt, nanoGPT) is detected from config.json's model_type and the tensor names.
 Result<ModelSpec> import_model(const std::string& path);
