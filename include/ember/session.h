@@ -25,6 +25,13 @@ namespace ember {
 struct SessionOptions {
   uint32_t n_threads = 1;  // >= 1
   uint32_t n_batch = 64;   // tokens per forward micro-batch in prefill (scratch is sized for this)
+  bool profile = false;    // accumulate time per op (see Session::profile()); off: no timer calls
+};
+
+struct OpProfile {
+  const char* op;   // "embed", "layernorm", "attn.qkv", "attention", "attn.proj", "mlp.fc", "act", ...
+  double seconds;   // total since create() or reset_profile()
+  uint64_t calls;
 };
 
 class Session {
@@ -52,6 +59,9 @@ class Session {
   // Bytes this session owns (KV cache + scratch), excluding the model.
   size_t memory_bytes() const;
   const Model& model() const;
+  // Per-op times when SessionOptions::profile was set (empty otherwise).
+  std::vector<OpProfile> profile() const;
+  void reset_profile();
 
  private:
   Session();

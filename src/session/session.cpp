@@ -1,5 +1,6 @@
 #include "ember/session.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -11,7 +12,35 @@ namespace ember {
 
 namespace {
 constexpr size_t kLogitRows = 8;  // LM-head rows computed at once when every token's logits are wanted
-}
+
+enum Op { kEmbed, kLayerNorm, kQkv, kAttention, kAttnProj, kMlpFc, kAct, kMlpProj, kResidual, kLmHead, kNumOps };
+const char* const kOpNames[kNumOps] = {"embed",  "layernorm", "attn.qkv", "attention", "attn.proj",
+                                       "mlp.fc", "act",       "mlp.proj", "residual",  "lm_head"};
+
+struct Profiler {
+  bool on = false;
+  double seconds[kNumOps] = {};
+  uint64_t calls[kNumOps] = {};
+};
+
+// Times a scope into the profiler when profiling is on; otherwise costs one branch.
+class OpTimer {
+ public:
+  OpTimer(Profiler& p, Op op) : p_(p), op_(op) {
+    if (p_.on) t0_ = std::chrono::steady_clock::now();
+  }
+  ~OpTimer() {
+    if (!p_.on) return;
+    p_.seconds[op_] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    p_.calls[op_] += 1;
+  }
+
+ private:
+  Profiler& p_;
+  Op op_;
+  std::chrono::steady_clock::time_point t0_;
+};
+}  // namespace
 
 struct Session::Impl {
   std::shared_ptr<const Model> model;
@@ -25,6 +54,7 @@ struct Session::Impl {
   // Scratch for one micro-batch of B <= n_batch tokens.
   std::vector<float> x, xn, qkv, att, tmp, ff, scores, logits, hidden;
   const float* last_logits = nullptr;
+  Profiler prof;
 
   Status forward(const int32_t* tok, size_t B, bool want_logits, const LogitsCallback* each, size_t index0);
   void attention(size_t layer, size_t B);
@@ -77,49 +107,71 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
                               size_t index0) {
   const ModelConfig& c = M->config;
   pthreadpool_t tp = pool->get();
-  for (size_t t = 0; t < B; ++t) {
-    const float* e = M->wte + static_cast<size_t>(tok[t]) * C;
-    const float* p = M->wpe + (n_past + t) * C;
-    for (size_t i = 0; i < C; ++i) x[t * C + i] = e[i] + p[i];
+  {
+    OpTimer timer(prof, kEmbed);
+    for (size_t t = 0; t < B; ++t) {
+      const float* e = M->wte + static_cast<size_t>(tok[t]) * C;
+      const float* p = M->wpe + (n_past + t) * C;
+      for (size_t i = 0; i < C; ++i) x[t * C + i] = e[i] + p[i];
+    }
   }
   void (*act)(float*, size_t) = c.activation == Activation::kGeluTanh  ? K->gelu_tanh_f32
                                 : c.activation == Activation::kGeluErf ? K->gelu_erf_f32
                                                                        : K->relu_f32;
   const bool pre = c.norm == NormPlacement::kPreLN;
   const float eps = c.norm_eps;
+  auto layernorm = [&](const float* in, const float* g, const float* b, float* out, size_t rows) {
+    OpTimer timer(prof, kLayerNorm);
+    layernorm_rows(*K, in, g, b, out, rows, C, eps);
+  };
+  auto linear = [&](Op op, const LinearF32& lin, const float* in, float* out) {
+    OpTimer timer(prof, op);
+    return lin.run(B, in, out, tp);
+  };
+  auto residual = [&]() {
+    OpTimer timer(prof, kResidual);
+    K->add_f32(tmp.data(), x.data(), B * C);
+  };
   for (size_t l = 0; l < L; ++l) {
     const LayerWeights& W = M->layers[l];
-    // Attention sub-layer.
+    // Attention sub-layer: pre-LN x += attn(LN(x)); post-LN x = LN(x + attn(x)).
     const float* a_in = x.data();
     if (pre) {
-      layernorm_rows(*K, x.data(), W.ln_1_g, W.ln_1_b, xn.data(), B, C, eps);
+      layernorm(x.data(), W.ln_1_g, W.ln_1_b, xn.data(), B);
       a_in = xn.data();
     }
-    EMBER_RETURN_IF_ERROR(W.attn_qkv.run(B, a_in, qkv.data(), tp));
-    attention(l, B);
-    EMBER_RETURN_IF_ERROR(W.attn_proj.run(B, att.data(), tmp.data(), tp));
-    K->add_f32(tmp.data(), x.data(), B * C);
-    if (!pre) layernorm_rows(*K, x.data(), W.ln_1_g, W.ln_1_b, x.data(), B, C, eps);
-    // Feed-forward sub-layer.
+    EMBER_RETURN_IF_ERROR(linear(kQkv, W.attn_qkv, a_in, qkv.data()));
+    {
+      OpTimer timer(prof, kAttention);
+      attention(l, B);
+    }
+    EMBER_RETURN_IF_ERROR(linear(kAttnProj, W.attn_proj, att.data(), tmp.data()));
+    residual();
+    if (!pre) layernorm(x.data(), W.ln_1_g, W.ln_1_b, x.data(), B);
+    // Feed-forward sub-layer, same placement.
     const float* f_in = x.data();
     if (pre) {
-      layernorm_rows(*K, x.data(), W.ln_2_g, W.ln_2_b, xn.data(), B, C, eps);
+      layernorm(x.data(), W.ln_2_g, W.ln_2_b, xn.data(), B);
       f_in = xn.data();
     }
-    EMBER_RETURN_IF_ERROR(W.mlp_fc.run(B, f_in, ff.data(), tp));
-    act(ff.data(), B * F);
-    EMBER_RETURN_IF_ERROR(W.mlp_proj.run(B, ff.data(), tmp.data(), tp));
-    K->add_f32(tmp.data(), x.data(), B * C);
-    if (!pre) layernorm_rows(*K, x.data(), W.ln_2_g, W.ln_2_b, x.data(), B, C, eps);
+    EMBER_RETURN_IF_ERROR(linear(kMlpFc, W.mlp_fc, f_in, ff.data()));
+    {
+      OpTimer timer(prof, kAct);
+      act(ff.data(), B * F);
+    }
+    EMBER_RETURN_IF_ERROR(linear(kMlpProj, W.mlp_proj, ff.data(), tmp.data()));
+    residual();
+    if (!pre) layernorm(x.data(), W.ln_2_g, W.ln_2_b, x.data(), B);
   }
   // Heads read the final hidden states: after ln_f (pre-LN) or the last block's LN (post-LN).
   const float* hs = x.data();
   if (pre) {
     const size_t first = (each != nullptr) ? 0 : B - 1;  // only the rows the heads will read
-    layernorm_rows(*K, x.data() + first * C, M->ln_f_g, M->ln_f_b, xn.data() + first * C, B - first, C, eps);
+    layernorm(x.data() + first * C, M->ln_f_g, M->ln_f_b, xn.data() + first * C, B - first);
     hs = xn.data();
   }
   std::memcpy(hidden.data(), hs + (B - 1) * C, C * sizeof(float));
+  OpTimer timer(prof, kLmHead);
   if (each) {
     for (size_t r = 0; r < B; r += kLogitRows) {
       const size_t k = B - r < kLogitRows ? B - r : kLogitRows;
@@ -170,6 +222,7 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   I.scores.resize(B * I.H * I.T);
   I.logits.resize(kLogitRows * I.V);
   I.hidden.resize(I.C);
+  I.prof.on = opts.profile;
   return s;
 }
 
@@ -199,6 +252,19 @@ size_t Session::n_past() const { return impl_->n_past; }
 size_t Session::n_ctx() const { return impl_->T; }
 size_t Session::n_vocab() const { return impl_->V; }
 const Model& Session::model() const { return *impl_->model; }
+
+std::vector<OpProfile> Session::profile() const {
+  std::vector<OpProfile> r;
+  if (!impl_->prof.on) return r;
+  for (int i = 0; i < kNumOps; ++i) r.push_back({kOpNames[i], impl_->prof.seconds[i], impl_->prof.calls[i]});
+  return r;
+}
+
+void Session::reset_profile() {
+  const bool on = impl_->prof.on;
+  impl_->prof = Profiler();
+  impl_->prof.on = on;
+}
 void Session::reset() {
   impl_->n_past = 0;
   impl_->last_logits = nullptr;
