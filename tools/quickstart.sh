@@ -9,4 +9,4 @@ if [[ ! -f build/build.ninja ]]; then
 fi
 ninja -C build
 MODEL=models/shakespeare-char.ember
-build/tools/ember-generate -m "$MODEL" -p "ROMEO:" -n 300 --seed 1 "$@"
+build/tools/ember-generate -m "$MODEL" -p "ROMEO:" -n 400 --seed 1 --keep-going "$@"

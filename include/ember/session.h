@@ -22,10 +22,20 @@
 
 namespace ember {
 
+// What SessionOptions::linear_tap sees after each linear layer (calibration, debugging).
+struct LinearTap {
+  const char* name;  // "attn.qkv", "attn.proj", "mlp.fc", "mlp.proj" or "lm_head"
+  size_t layer;      // block index; n_layer for lm_head
+  const float* x;    // (rows, in) input
+  const float* y;    // (rows, out) output
+  size_t rows, in, out;
+};
+
 struct SessionOptions {
   uint32_t n_threads = 1;  // >= 1
   uint32_t n_batch = 64;   // tokens per forward micro-batch in prefill (scratch is sized for this)
   bool profile = false;    // accumulate time per op (see Session::profile()); off: no timer calls
+  std::function<void(const LinearTap&)> linear_tap;  // called after every linear layer when set
 };
 
 struct OpProfile {

@@ -1,11 +1,40 @@
 // ember's own kernels behind one dispatch table, filled once at start from cpuinfo.
 // Every entry has a plain scalar reference (kernels/ref) that is the test oracle and the fallback;
 // ISA versions (kernels/avx2, kernels/neon) are drop-ins tested against it.
+//
+//   const ember::Kernels& K = ember::kernels();          // "avx2" on an AVX2+FMA x86-64, else "ref"
+//   K.quantize_rows_q8(x, batch, in, xq, xs);             // x (batch, in) f32 -> xq int8, xs (batch)
+//   ember::gemm_q8_parallel(pool, K, {xq, xs, w, ws, bias, y, batch, in, out});  // kernels/gemm_q8.h
+//
+// Choice: kernels() returns the best table compiled into this build that the CPU runs, unless the
+// environment variable EMBER_KERNELS=ref forces the reference (read once, at the first call). A build
+// configured with `-Dkernels=ref` (or for a CPU family without SIMD kernels yet) has only the reference.
+// Thread safety: the tables are immutable; every kernel is reentrant and writes only its outputs.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 namespace ember {
+
+// One int8 linear layer with dynamically quantized activations:
+//   y[t][o] = fma(xs[t] * ws[o], float(sum_i xq[t][i] * w[o][i]), bias ? bias[o] : 0)
+// The sum is exact int32 arithmetic; the float epilogue is exactly the expression above (one product,
+// one conversion, one fused multiply-add), so every implementation returns bit-identical y.
+// Preconditions: every w and xq value in [-127, 127] (symmetric quantization: -128 is never produced by
+// quantize_rows_q8 and must not appear in weights; the AVX2 sign trick relies on it);
+// in <= 133143 so that |sum| <= 127 * 127 * in fits int32. No alignment is required (model weights
+// are 64-byte aligned rows of the mmap; they are read in place, never repacked).
+struct GemmQ8Args {
+  const int8_t* xq;   // (batch, in) activations, row-major
+  const float* xs;    // (batch) per-token activation scales
+  const int8_t* w;    // (out, in) weights, row-major, exactly as stored in the model file
+  const float* ws;    // (out) per-output-channel weight scales: w_real = ws[o] * w[o][i]
+  const float* bias;  // (out) or nullptr
+  float* y;           // (batch, out) row-major output
+  size_t batch, in, out;
+};
 
 struct Kernels {
   const char* name;  // "ref", "avx2", "neon"
@@ -22,10 +51,28 @@ struct Kernels {
   void (*axpy_f32)(float a, const float* x, float* y, size_t n);
   // y += x
   void (*add_f32)(const float* x, float* y, size_t n);
+
+  // Per-row symmetric int8 quantization of x (rows, n) into q (rows, n) and scale (rows):
+  //   scale[r] = max_i |x[r][i]| / 127 (float division);   q = clamp(round(x / scale), -127, 127)
+  // with round-half-to-even of the float quotient; an all-zero row gives scale 0 and q 0. Inputs must be
+  // finite. Every implementation returns bit-identical q and scale.
+  void (*quantize_rows_q8)(const float* x, size_t rows, size_t n, int8_t* q, float* scale);
+  // The whole product of GemmQ8Args on the calling thread, positional form.
+  void (*gemm_q8)(const int8_t* xq, const float* xs, size_t batch, const int8_t* w, const float* ws,
+                  const float* bias, float* y, size_t in, size_t out);
+  // The tile tokens [t0, t1) x output channels [o0, o1) of `a`. Disjoint tiles write disjoint parts of
+  // a.y, so callers may run them concurrently (gemm_q8_parallel in kernels/gemm_q8.h does).
+  void (*gemm_q8_tile)(const GemmQ8Args& a, size_t t0, size_t t1, size_t o0, size_t o1);
 };
 
 const Kernels& reference_kernels();
-// The best table for this CPU, chosen once (thread-safe static initialisation).
+// The best table for this CPU, chosen once (thread-safe static initialisation); honours EMBER_KERNELS.
 const Kernels& kernels();
+// What kernels() would choose for an EMBER_KERNELS value: "ref" gives the reference; nullptr, "" or
+// "auto" give the best table; any other value is ignored (best table). For tests and tools.
+const Kernels& choose_kernels(const char* request);
+// Every SIMD table compiled into this build that this CPU runs, best first (the reference is not
+// listed). Empty for `-Dkernels=ref` builds, CPU families without SIMD kernels, or CPUs lacking the ISA.
+std::vector<const Kernels*> simd_kernels();
 
 }  // namespace ember

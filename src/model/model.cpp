@@ -2,7 +2,10 @@
 
 #include <cstring>
 
+#include "kernels/gemm_q8.h"
 #include "model/model_impl.h"
+
+#include <algorithm>
 
 namespace ember {
 
@@ -59,6 +62,38 @@ Result<const float*> Model::Impl::f32(const std::string& name) {
   return invalid_file(file->path() + ": tensor '" + name + "' has an unknown dtype");
 }
 
+Result<Linear> Model::Impl::linear(const std::string& weight, const std::string& bias, size_t in, size_t out) {
+  Linear l;
+  l.in = in;
+  l.out = out;
+  if (!bias.empty()) {
+    EMBER_ASSIGN_OR_RETURN(l.bias, f32(bias));
+  }
+  const TensorView* w = file->find(weight);
+  if (!w) return invalid_file(file->path() + ": tensor '" + weight + "' is missing");
+  if (w->dtype == DType::kI8) {
+    l.w_q8 = reinterpret_cast<const int8_t*>(w->data);
+    l.w_scales = w->scales;
+    // gemm_q8's sign trick needs weights in [-127, 127]; -128 would overflow the int16 pair sums.
+    for (uint64_t i = 0; i < w->size; ++i)
+      if (l.w_q8[i] == -128) return invalid_file(file->path() + ": tensor '" + weight + "' holds -128 (int8 weights are symmetric, [-127, 127])");
+    max_linear_in = std::max(max_linear_in, in);
+    return l;
+  }
+  const float* wf;
+  EMBER_ASSIGN_OR_RETURN(wf, f32(weight));
+  EMBER_ASSIGN_OR_RETURN(l.f32, LinearF32::create(wf, l.bias, in, out, weight));
+  return l;
+}
+
+Status Linear::run(size_t batch, const float* x, float* y, pthreadpool_t pool, const Kernels& K, int8_t* xq,
+                   float* xs) const {
+  if (!is_int8()) return f32.run(batch, x, y, pool);
+  K.quantize_rows_q8(x, batch, in, xq, xs);
+  gemm_q8_parallel(pool, K, GemmQ8Args{xq, xs, w_q8, w_scales, bias, y, batch, in, out});
+  return Status::Ok();
+}
+
 Model::Model() : impl_(new Impl()) {}
 Model::~Model() = default;
 
@@ -92,7 +127,13 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& path) {
   if (I.tokenizer.kind() != TokenizerKind::kNone && static_cast<uint32_t>(I.tokenizer.n_vocab()) > c.n_vocab)
     return invalid_file(path + ": tokenizer has more tokens than n_vocab");
 
-  EMBER_ASSIGN_OR_RETURN(I.wte, I.f32("wte"));
+  const TensorView* wte = I.file->find("wte");
+  if (wte->dtype == DType::kI8) {
+    I.wte_q8 = reinterpret_cast<const int8_t*>(wte->data);
+    I.wte_scales = wte->scales;
+  } else {
+    EMBER_ASSIGN_OR_RETURN(I.wte, I.f32("wte"));
+  }
   EMBER_ASSIGN_OR_RETURN(I.wpe, I.f32("wpe"));
   const size_t C = c.n_embd, F = c.n_ff, V = c.n_vocab;
   I.layers.resize(c.n_layer);
@@ -103,32 +144,18 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& path) {
     EMBER_ASSIGN_OR_RETURN(L.ln_1_b, I.f32(p + "ln_1.bias"));
     EMBER_ASSIGN_OR_RETURN(L.ln_2_g, I.f32(p + "ln_2.weight"));
     EMBER_ASSIGN_OR_RETURN(L.ln_2_b, I.f32(p + "ln_2.bias"));
-    struct { LinearF32* dst; const char* name; size_t in, out; } lin[] = {
-        {&L.attn_qkv, "attn.c_attn", C, 3 * C},
-        {&L.attn_proj, "attn.c_proj", C, C},
-        {&L.mlp_fc, "mlp.c_fc", C, F},
-        {&L.mlp_proj, "mlp.c_proj", F, C}};
-    for (auto& x : lin) {
-      const float *w, *b;
-      EMBER_ASSIGN_OR_RETURN(w, I.f32(p + x.name + ".weight"));
-      EMBER_ASSIGN_OR_RETURN(b, I.f32(p + x.name + ".bias"));
-      EMBER_ASSIGN_OR_RETURN(*x.dst, LinearF32::create(w, b, x.in, x.out, p + x.name));
-    }
+    EMBER_ASSIGN_OR_RETURN(L.attn_qkv, I.linear(p + "attn.c_attn.weight", p + "attn.c_attn.bias", C, 3 * C));
+    EMBER_ASSIGN_OR_RETURN(L.attn_proj, I.linear(p + "attn.c_proj.weight", p + "attn.c_proj.bias", C, C));
+    EMBER_ASSIGN_OR_RETURN(L.mlp_fc, I.linear(p + "mlp.c_fc.weight", p + "mlp.c_fc.bias", C, F));
+    EMBER_ASSIGN_OR_RETURN(L.mlp_proj, I.linear(p + "mlp.c_proj.weight", p + "mlp.c_proj.bias", F, C));
   }
   if (c.norm == NormPlacement::kPreLN) {
     EMBER_ASSIGN_OR_RETURN(I.ln_f_g, I.f32("ln_f.weight"));
     EMBER_ASSIGN_OR_RETURN(I.ln_f_b, I.f32("ln_f.bias"));
   }
-  const float* head = I.wte;
-  if (!c.tied_lm_head) {
-    EMBER_ASSIGN_OR_RETURN(head, I.f32("lm_head.weight"));
-  }
-  EMBER_ASSIGN_OR_RETURN(I.lm_head, LinearF32::create(head, nullptr, C, V, "lm_head"));
+  EMBER_ASSIGN_OR_RETURN(I.lm_head, I.linear(c.tied_lm_head ? "wte" : "lm_head.weight", "", C, V));
   if (c.n_classes > 0) {
-    const float *w, *b;
-    EMBER_ASSIGN_OR_RETURN(w, I.f32("cls.weight"));
-    EMBER_ASSIGN_OR_RETURN(b, I.f32("cls.bias"));
-    EMBER_ASSIGN_OR_RETURN(I.cls, LinearF32::create(w, b, C, c.n_classes, "cls"));
+    EMBER_ASSIGN_OR_RETURN(I.cls, I.linear("cls.weight", "cls.bias", C, c.n_classes));
   }
   return std::shared_ptr<const Model>(std::move(m));
 }

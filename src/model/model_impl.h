@@ -8,38 +8,58 @@
 
 #include "ember/model.h"
 #include "format/ember_file.h"
+#include "kernels/kernels.h"
 #include "kernels/xnn/linear_xnn.h"
 
 namespace ember {
+
+// A linear layer y = x W^T + b, W (out, in). Float weights run on XNNPACK (packed at load); int8
+// weights run on ember's gemm_q8 straight from the mapped file, with the activations quantized per
+// token into the caller's scratch (xq: batch * in bytes, xs: batch floats).
+struct Linear {
+  LinearF32 f32;
+  const int8_t* w_q8 = nullptr;  // set: int8 path
+  const float* w_scales = nullptr;
+  const float* bias = nullptr;
+  size_t in = 0, out = 0;
+
+  bool is_int8() const { return w_q8 != nullptr; }
+  Status run(size_t batch, const float* x, float* y, pthreadpool_t pool, const Kernels& K, int8_t* xq, float* xs) const;
+};
 
 struct LayerWeights {
   const float* ln_1_g;  // (n_embd)
   const float* ln_1_b;
   const float* ln_2_g;
   const float* ln_2_b;
-  LinearF32 attn_qkv;   // (3 * n_embd, n_embd)
-  LinearF32 attn_proj;  // (n_embd, n_embd)
-  LinearF32 mlp_fc;     // (n_ff, n_embd)
-  LinearF32 mlp_proj;   // (n_embd, n_ff)
+  Linear attn_qkv;   // (3 * n_embd, n_embd)
+  Linear attn_proj;  // (n_embd, n_embd)
+  Linear mlp_fc;     // (n_ff, n_embd)
+  Linear mlp_proj;   // (n_embd, n_ff)
 };
 
 struct Model::Impl {
   std::unique_ptr<EmberFile> file;
   ModelConfig config;
   Tokenizer tokenizer;
-  const float* wte = nullptr;  // (n_vocab, n_embd)
+  const float* wte = nullptr;     // (n_vocab, n_embd) when stored float
+  const int8_t* wte_q8 = nullptr;  // (n_vocab, n_embd) when stored int8, rows scaled by wte_scales
+  const float* wte_scales = nullptr;
   const float* wpe = nullptr;  // (n_ctx, n_embd)
   const float* ln_f_g = nullptr;  // pre-LN only
   const float* ln_f_b = nullptr;
   std::vector<LayerWeights> layers;
-  LinearF32 lm_head;  // (n_vocab, n_embd), no bias
-  LinearF32 cls;      // (n_classes, n_embd), when n_classes > 0
+  Linear lm_head;  // (n_vocab, n_embd), no bias
+  Linear cls;      // (n_classes, n_embd), when n_classes > 0
+  size_t max_linear_in = 0;  // widest int8 linear input: the session's activation scratch size
   std::vector<std::vector<float>> owned;  // f32 copies of tensors not stored as f32
   // XNNPACK operators hold bound pointers between setup and run: one forward at a time.
   mutable std::mutex compute_mutex;
 
   // f32 view of a tensor (converting F16 / I8 once into `owned`).
   Result<const float*> f32(const std::string& name);
+  // A linear layer from `weight` (and `bias`, may be empty): int8 weights stay int8.
+  Result<Linear> linear(const std::string& weight, const std::string& bias, size_t in, size_t out);
 };
 
 }  // namespace ember

@@ -53,8 +53,11 @@ struct Session::Impl {
   std::vector<float> k_cache, v_cache;
   // Scratch for one micro-batch of B <= n_batch tokens.
   std::vector<float> x, xn, qkv, att, tmp, ff, scores, logits, hidden;
+  std::vector<int8_t> xq;  // int8 linear layers: activations quantized per token (n_batch, widest input)
+  std::vector<float> xs;   // and their scales (n_batch)
   const float* last_logits = nullptr;
   Profiler prof;
+  std::function<void(const LinearTap&)> tap;
 
   Status forward(const int32_t* tok, size_t B, bool want_logits, const LogitsCallback* each, size_t index0);
   void attention(size_t layer, size_t B);
@@ -110,9 +113,17 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
   {
     OpTimer timer(prof, kEmbed);
     for (size_t t = 0; t < B; ++t) {
-      const float* e = M->wte + static_cast<size_t>(tok[t]) * C;
+      const size_t id = static_cast<size_t>(tok[t]);
       const float* p = M->wpe + (n_past + t) * C;
-      for (size_t i = 0; i < C; ++i) x[t * C + i] = e[i] + p[i];
+      float* row = x.data() + t * C;
+      if (M->wte_q8) {
+        const int8_t* q = M->wte_q8 + id * C;
+        const float s = M->wte_scales[id];
+        for (size_t i = 0; i < C; ++i) row[i] = s * q[i] + p[i];
+      } else {
+        const float* e = M->wte + id * C;
+        for (size_t i = 0; i < C; ++i) row[i] = e[i] + p[i];
+      }
     }
   }
   void (*act)(float*, size_t) = c.activation == Activation::kGeluTanh  ? K->gelu_tanh_f32
@@ -124,15 +135,21 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
     OpTimer timer(prof, kLayerNorm);
     layernorm_rows(*K, in, g, b, out, rows, C, eps);
   };
-  auto linear = [&](Op op, const LinearF32& lin, const float* in, float* out) {
-    OpTimer timer(prof, op);
-    return lin.run(B, in, out, tp);
+  size_t layer = 0;
+  auto linear = [&](Op op, const Linear& lin, const float* in, float* out) {
+    Status st;
+    {
+      OpTimer timer(prof, op);
+      st = lin.run(B, in, out, tp, *K, xq.data(), xs.data());
+    }
+    if (tap && st.ok()) tap(LinearTap{kOpNames[op], layer, in, out, B, lin.in, lin.out});
+    return st;
   };
   auto residual = [&]() {
     OpTimer timer(prof, kResidual);
     K->add_f32(tmp.data(), x.data(), B * C);
   };
-  for (size_t l = 0; l < L; ++l) {
+  for (size_t l = 0; l < L; ++l, ++layer) {
     const LayerWeights& W = M->layers[l];
     // Attention sub-layer: pre-LN x += attn(LN(x)); post-LN x = LN(x + attn(x)).
     const float* a_in = x.data();
@@ -175,12 +192,14 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
   if (each) {
     for (size_t r = 0; r < B; r += kLogitRows) {
       const size_t k = B - r < kLogitRows ? B - r : kLogitRows;
-      EMBER_RETURN_IF_ERROR(M->lm_head.run(k, hs + r * C, logits.data(), tp));
+      EMBER_RETURN_IF_ERROR(M->lm_head.run(k, hs + r * C, logits.data(), tp, *K, xq.data(), xs.data()));
+      if (tap) tap(LinearTap{kOpNames[kLmHead], L, hs + r * C, logits.data(), k, C, V});
       for (size_t i = 0; i < k; ++i) (*each)(index0 + r + i, logits.data() + i * V);
       last_logits = logits.data() + (k - 1) * V;
     }
   } else if (want_logits) {
-    EMBER_RETURN_IF_ERROR(M->lm_head.run(1, hs + (B - 1) * C, logits.data(), tp));
+    EMBER_RETURN_IF_ERROR(M->lm_head.run(1, hs + (B - 1) * C, logits.data(), tp, *K, xq.data(), xs.data()));
+    if (tap) tap(LinearTap{kOpNames[kLmHead], L, hs + (B - 1) * C, logits.data(), 1, C, V});
     last_logits = logits.data();
   }
   n_past += B;
@@ -222,7 +241,10 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   I.scores.resize(B * I.H * I.T);
   I.logits.resize(kLogitRows * I.V);
   I.hidden.resize(I.C);
+  I.xq.resize(B * I.M->max_linear_in);
+  I.xs.resize(B);
   I.prof.on = opts.profile;
+  I.tap = opts.linear_tap;
   return s;
 }
 
@@ -273,8 +295,8 @@ void Session::reset() {
 size_t Session::memory_bytes() const {
   const Impl& I = *impl_;
   size_t n = I.k_cache.size() + I.v_cache.size() + I.x.size() + I.xn.size() + I.qkv.size() + I.att.size() +
-             I.tmp.size() + I.ff.size() + I.scores.size() + I.logits.size() + I.hidden.size();
-  return n * sizeof(float);
+             I.tmp.size() + I.ff.size() + I.scores.size() + I.logits.size() + I.hidden.size() + I.xs.size();
+  return n * sizeof(float) + I.xq.size();
 }
 
 Result<PerplexityResult> compute_perplexity(Session& s, const std::vector<int32_t>& tokens, size_t ctx,

@@ -1,10 +1,15 @@
 // ember-quantize: import a trained checkpoint and write an .ember model.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "../common/cli.h"
 #include "ember/convert.h"
+#include "ember/quantize.h"
 
 using namespace ember_cli;
 
@@ -41,22 +46,37 @@ void to_type(ember::TensorData& t, ember::DType want) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args args("ember-quantize", "ember-quantize INPUT OUTPUT [--type f32|f16] [--meta KEY=VALUE ...]",
+  Args args("ember-quantize", "ember-quantize INPUT OUTPUT [--type int8|f32|f16] [--calib FILE] [options]",
             "Converts a trained GPT checkpoint into an .ember model file. INPUT is a checkpoint directory\n"
             "(model.safetensors + config.json, with vocab.json + merges.txt, encoder.json + vocab.bpe or\n"
             "vocab_chars.json for the tokenizer), a .safetensors file (config and tokenizer files beside\n"
             "it), or an .ember file. Hugging Face GPT-2, Hugging Face openai-gpt (GPT-1) and nanoGPT\n"
-            "namings are detected. The output is written to a temporary file and renamed, so a failure\n"
-            "never leaves a partial OUTPUT.");
-  args.option("type", "", "TYPE", "tensor type of the output: f32 or f16", "f32");
+            "namings are detected.\n\n"
+            "int8 (the default): the weights of every linear layer and the token embedding / tied LM head\n"
+            "become int8, symmetric, one scale per output channel; the runtime quantizes activations per\n"
+            "token. The result is checked on calibration tokens: a table of each layer's relative output\n"
+            "error, and the float vs int8 perplexity. If int8 is worse than --max-ppl-increase, nothing is\n"
+            "written and the exit code is 1. Calibration tokens come from --calib (text; token ids when the\n"
+            "name ends in .ids (whitespace-separated) or .bin (uint16)); without it, they are sampled from\n"
+            "the float model itself, which needs no extra file.\n\n"
+            "The output is written to a temporary file and renamed, so a failure never leaves a partial\n"
+            "OUTPUT.");
+  args.option("type", "", "TYPE", "tensor type of the output: int8, f32 or f16", "int8");
+  args.option("calib", "", "FILE", "calibration text (or .ids / .bin token ids)");
+  args.option("calib-tokens", "", "N", "calibration tokens to use (sampled, or the first N of --calib)", "1024");
+  args.option("max-ppl-increase", "", "FRAC", "refuse when int8 perplexity exceeds float by more than this", "0.02");
+  args.option("threads", "t", "N", "threads for calibration", std::to_string(default_threads()));
   args.option("meta", "", "KEY=VALUE", "add a metadata entry (repeatable), e.g. license=MIT");
   args.parse(argc, argv);
   const std::string P = args.prog();
   if (args.positional().size() != 2) args.usage_error("give INPUT and OUTPUT");
   const std::string in = args.positional()[0], out = args.positional()[1];
   const std::string type = args.str("type");
-  if (type != "f32" && type != "f16")
-    args.usage_error("--type " + type + " is not supported yet (f32 or f16; int8 comes with the int8 runtime)");
+  if (type != "f32" && type != "f16" && type != "int8")
+    args.usage_error("--type " + type + " is not supported (int8, f32 or f16)");
+  const size_t calib_n = static_cast<size_t>(args.integer("calib-tokens", 2, 1 << 24));
+  const double max_increase = args.number("max-ppl-increase", 0.0, 1e9);
+  const uint32_t threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
 
   const double t0 = now_seconds();
   std::fprintf(stderr, "%s: importing %s\n", P.c_str(), in.c_str());
@@ -74,7 +94,72 @@ int main(int argc, char** argv) {
     if (eq == std::string::npos || eq == 0) args.usage_error("--meta wants KEY=VALUE (got '" + kv + "')");
     spec.metadata[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  check(P, ember::write_model_file(spec, out));
+  if (type != "int8") {
+    check(P, ember::write_model_file(spec, out));
+    std::fprintf(stderr, "%s: wrote %s in %.1f s\n", P.c_str(), out.c_str(), now_seconds() - t0);
+    return 0;
+  }
+
+  // int8: keep the float model at hand to measure against, then quantize and compare.
+  const std::string pid = std::to_string(getpid());
+  struct TempFiles {
+    std::vector<std::string> paths;
+    ~TempFiles() {
+      for (const auto& p : paths) std::remove(p.c_str());
+    }
+  } temps;
+  const std::string f32_path = out + ".f32.tmp." + pid, int8_path = out + ".int8.tmp." + pid;
+  temps.paths = {f32_path, int8_path};
+  check(P, ember::write_model_file(spec, f32_path));
+  auto fm = check(P, ember::Model::load(f32_path));
+  const size_t ctx = std::min<size_t>(c.n_ctx, 256);
+  std::vector<int32_t> calib;
+  std::string calib_desc;
+  if (args.has("calib")) {
+    const std::string f = args.str("calib");
+    const bool ids = f.size() > 4 && (f.compare(f.size() - 4, 4, ".bin") == 0 || f.compare(f.size() - 4, 4, ".ids") == 0);
+    if (ids) {
+      calib = check(P, read_token_file(f));
+    } else {
+      if (fm->tokenizer().kind() == ember::TokenizerKind::kNone)
+        fail(P, "the model has no tokenizer; give calibration token ids (--calib FILE.ids or .bin)");
+      auto enc = fm->tokenizer().encode(check(P, read_file(f)));
+      if (!enc.ok()) fail(P, f + ": " + enc.status().message());
+      calib = std::move(enc).value();
+    }
+    for (int32_t t : calib)
+      if (t < 0 || static_cast<uint32_t>(t) >= c.n_vocab) fail(P, f + ": token id " + std::to_string(t) + " is outside the vocabulary");
+    if (calib.size() > calib_n) calib.resize(calib_n);
+    if (calib.size() < 2) fail(P, f + ": fewer than 2 calibration tokens");
+    calib_desc = std::to_string(calib.size()) + " tokens of " + f;
+  } else {
+    std::fprintf(stderr, "%s: no --calib given: calibrating on %zu tokens sampled from the float model itself\n", P.c_str(), calib_n);
+    calib = check(P, ember::sample_tokens(fm, calib_n, ctx, /*seed=*/1, threads));
+    calib_desc = std::to_string(calib.size()) + " tokens sampled from the float model (seed 1)";
+  }
+  check(P, ember::quantize_model(spec, {}));
+  spec.metadata["quantization"] = "int8 weights, symmetric per output channel; activations int8 per token (dynamic)";
+  check(P, ember::write_model_file(spec, int8_path));
+  auto qm = check(P, ember::Model::load(int8_path));
+  std::fprintf(stderr, "%s: measuring on %s\n", P.c_str(), calib_desc.c_str());
+  const ember::QuantReport rep = check(P, ember::measure_quantization(fm, qm, calib, ctx, threads));
+  std::fprintf(stderr, "\n%-18s %s\n", "layer", "relative output error (isolated)");
+  for (const auto& l : rep.layers) std::fprintf(stderr, "%-18s %.5f\n", l.name.c_str(), l.rel_err);
+  const double increase = rep.int8.ppl / rep.f32.ppl - 1.0;
+  std::fprintf(stderr, "\nperplexity on the calibration tokens (%zu predicted, windows of %zu): f32 %.4f, int8 %.4f (%+.3f%%)\n\n",
+               rep.f32.n_tokens, ctx, rep.f32.ppl, rep.int8.ppl, 100.0 * increase);
+  if (increase > max_increase) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "int8 perplexity is %.2f%% above float, more than --max-ppl-increase %.2f%%; nothing written",
+                  100.0 * increase, 100.0 * max_increase);
+    fail(P, buf);
+  }
+  // Record the check in the file, then move it into place.
+  char ppl[128];
+  std::snprintf(ppl, sizeof ppl, "f32 %.4f, int8 %.4f on %s", rep.f32.ppl, rep.int8.ppl, calib_desc.c_str());
+  spec.metadata["calibration"] = ppl;
+  check(P, ember::write_model_file(spec, int8_path));
+  if (std::rename(int8_path.c_str(), out.c_str()) != 0) fail(P, out + ": cannot rename " + int8_path + ": " + std::strerror(errno));
   std::fprintf(stderr, "%s: wrote %s in %.1f s\n", P.c_str(), out.c_str(), now_seconds() - t0);
   return 0;
 }

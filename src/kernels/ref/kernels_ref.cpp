@@ -1,5 +1,6 @@
-// Scalar reference kernels: the oracle every SIMD kernel is tested against.
+// Scalar reference kernels: the oracle every SIMD kernel is tested against, and the fallback.
 #include <cmath>
+#include <cstdint>
 
 #include "kernels/kernels.h"
 
@@ -63,11 +64,50 @@ void add_ref(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+void quantize_rows_q8_ref(const float* x, size_t rows, size_t n, int8_t* q, float* scale) {
+  for (size_t r = 0; r < rows; ++r, x += n, q += n) {
+    float amax = 0.0f;
+    for (size_t i = 0; i < n; ++i) {
+      const float a = std::fabs(x[i]);
+      amax = a > amax ? a : amax;
+    }
+    const float s = amax / 127.0f;
+    scale[r] = s;
+    for (size_t i = 0; i < n; ++i) {
+      if (s == 0.0f) {
+        q[i] = 0;
+        continue;
+      }
+      float v = std::nearbyint(x[i] / s);  // ties to even (default rounding mode)
+      v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
+      q[i] = static_cast<int8_t>(v);
+    }
+  }
+}
+
+void gemm_q8_tile_ref(const GemmQ8Args& a, size_t t0, size_t t1, size_t o0, size_t o1) {
+  for (size_t t = t0; t < t1; ++t) {
+    const int8_t* x = a.xq + t * a.in;
+    for (size_t o = o0; o < o1; ++o) {
+      const int8_t* w = a.w + o * a.in;
+      int32_t acc = 0;
+      for (size_t i = 0; i < a.in; ++i) acc += int32_t{x[i]} * int32_t{w[i]};
+      a.y[t * a.out + o] = std::fma(a.xs[t] * a.ws[o], static_cast<float>(acc), a.bias ? a.bias[o] : 0.0f);
+    }
+  }
+}
+
+void gemm_q8_ref(const int8_t* xq, const float* xs, size_t batch, const int8_t* w, const float* ws,
+                 const float* bias, float* y, size_t in, size_t out) {
+  gemm_q8_tile_ref(GemmQ8Args{xq, xs, w, ws, bias, y, batch, in, out}, 0, batch, 0, out);
+}
+
 }  // namespace
 
 const Kernels& reference_kernels() {
-  static const Kernels k = {"ref",     layernorm_ref, gelu_tanh_ref, gelu_erf_ref, relu_ref,
-                            softmax_ref, dot_ref,     axpy_ref,      add_ref};
+  static const Kernels k = {"ref",       layernorm_ref, gelu_tanh_ref,        gelu_erf_ref, relu_ref,
+                            softmax_ref, dot_ref,       axpy_ref,             add_ref,      quantize_rows_q8_ref,
+                            gemm_q8_ref, gemm_q8_tile_ref};
   return k;
 }
 

@@ -1,0 +1,245 @@
+// f32 kernels for AVX2 + FMA, and the "avx2" table. Tails (n % 8) go through masked loads and stores,
+// so every element takes the same arithmetic path.
+//
+// Approximations (max errors measured over all relevant floats by tests/kernels/test_kernels.cpp):
+//   exp: 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2], p a degree-6 Chebyshev fit of e^r (fit error
+//        2.0e-9): relative error a few ulp (< 1e-6), for x <= 88; 0 below ln(FLT_MIN).
+//   gelu_tanh: x * sigmoid(2u) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3), identical to
+//        0.5 x (1 + tanh u) without the cancellation of 1 + tanh u for negative x.
+//   gelu_erf: x * Phi(x), Phi(x) = 0.5 erfc(-x / sqrt 2). With z = |x| / sqrt 2 and t = 1 / (1 + 0.4 z),
+//        erfc(z) = exp(-z^2) g(t), g a degree-8 Chebyshev fit on z in [0, 6] (fit error 5.1e-9 absolute,
+//        g >= 0.09). Phi = h or 1 - h with h = 0.5 erfc(z): both tails without cancellation.
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/avx2/kernels_avx2.h"
+
+namespace ember {
+namespace {
+
+const int32_t kTailMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+inline __m256i tail_mask(size_t n) {  // lanes [0, n) set, n in 1..7
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kTailMask + 8 - n));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline double hsum(__m256d v) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+  return _mm_cvtsd_f64(s);
+}
+
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.336544750553109f);  // ln(FLT_MIN)
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.6931471824645996f), xc);  // ln2, hi and lo parts
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-1.9046542999577679e-9f), r);
+  __m256 p = _mm256_set1_ps(0.0013941108433972675f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.0083751263981533357f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.041666352896775157f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.16666415514653275f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.50000000471177577f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0000000377162138f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  // n in [-126, 127]: a normal power of two.
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y);
+}
+
+inline __m256 abs_mask() { return _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)); }
+
+// tiny(): squares of |x| < 1e-19 underflow, and every underflowing multiply costs a ~100-cycle microcode
+// assist on Intel (a 4x slowdown of a whole GELU row in the benchmark). Where the square is used, |x| is
+// clamped to >= 1e-15: the square then only meets 1 in a sum, so results are unchanged.
+inline __m256 gelu_tanh8(__m256 x) {
+  // -2u = x * (c1 + c3 x^2)
+  const __m256 c1 = _mm256_set1_ps(-2.0f * 0.7978845608028654f);
+  const __m256 c3 = _mm256_set1_ps(-2.0f * 0.7978845608028654f * 0.044715f);
+  const __m256 ax = _mm256_max_ps(_mm256_and_ps(x, abs_mask()), _mm256_set1_ps(1e-15f));  // see tiny()
+  const __m256 m2u = _mm256_mul_ps(x, _mm256_fmadd_ps(c3, _mm256_mul_ps(ax, ax), c1));
+  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(m2u)));
+}
+
+inline __m256 gelu_erf8(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 z = _mm256_max_ps(_mm256_mul_ps(_mm256_and_ps(x, abs_mask()), _mm256_set1_ps(0.70710678118654752f)),
+                                 _mm256_set1_ps(1e-15f));  // see tiny()
+  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.4f), z, one));
+  __m256 g = _mm256_set1_ps(0.08721732255593417f);
+  g = _mm256_fmadd_ps(g, t, _mm256_set1_ps(-0.46191211924699585f));
+  g = _mm256_fmadd_ps(g, t, _mm256_set1_ps(0.83503478056580809f));
+  g = _mm256_fmadd_ps(g, t, _mm256_set1_ps(-0.56247781685480878f));
+  g = _mm256_fmadd_ps(g, t, _mm256_set1_ps(0.55289818431702599f));
+  g = _mm256_fmadd_ps(g, t, _mm256_set1_ps(0.070870461692059335f));
+  g = _mm256_fmadd_ps(g, t, _mm256_set1_ps(0.25642421972495539f));
+  g = _mm256_fmadd_ps(g, t, _mm256_set1_ps(0.22172319847593084f));
+  g = _mm256_fmadd_ps(g, t, _mm256_set1_ps(0.00022177390184563554f));
+  // h = 0.5 erfc(z); exp(-z^2) is 0 beyond z ~ 9.3, where g (extrapolated) stays finite.
+  const __m256 h = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), g), exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), z), z)));
+  const __m256 phi = _mm256_blendv_ps(_mm256_sub_ps(one, h), h, x);  // sign bit of x set: h
+  return _mm256_mul_ps(x, phi);
+}
+
+inline __m256 relu8(__m256 x) { return _mm256_max_ps(x, _mm256_setzero_ps()); }  // x > 0 ? x : 0, as ref
+
+// Elementwise ops as functors (a function-pointer template argument of type __m256(*)(__m256) would
+// draw -Wignored-attributes).
+struct GeluTanh { __m256 operator()(__m256 x) const { return gelu_tanh8(x); } };
+struct GeluErf { __m256 operator()(__m256 x) const { return gelu_erf8(x); } };
+struct Relu { __m256 operator()(__m256 x) const { return relu8(x); } };
+
+template <class F>
+inline void map_inplace(float* x, size_t n) {
+  const F f;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, f(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(x + i, m, f(_mm256_maskload_ps(x + i, m)));
+  }
+}
+
+void gelu_tanh_avx2(float* x, size_t n) { map_inplace<GeluTanh>(x, n); }
+void gelu_erf_avx2(float* x, size_t n) { map_inplace<GeluErf>(x, n); }
+void relu_avx2(float* x, size_t n) { map_inplace<Relu>(x, n); }
+
+void softmax_avx2(float* x, size_t n) {
+  __m256 mx = _mm256_set1_ps(-INFINITY);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    mx = _mm256_max_ps(mx, _mm256_blendv_ps(mx, _mm256_maskload_ps(x + i, m), _mm256_castsi256_ps(m)));
+  }
+  const __m256 vmax = _mm256_set1_ps(hmax(mx));
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+    const __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vmax));
+    _mm256_storeu_ps(x + i, e0);
+    _mm256_storeu_ps(x + i + 8, e1);
+    s0 = _mm256_add_ps(s0, e0);
+    s1 = _mm256_add_ps(s1, e1);
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+    _mm256_storeu_ps(x + i, e);
+    s0 = _mm256_add_ps(s0, e);
+  }
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vmax)), _mm256_castsi256_ps(m));
+    _mm256_maskstore_ps(x + i, m, e);
+    s1 = _mm256_add_ps(s1, e);
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / hsum(_mm256_add_ps(s0, s1)));
+  i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv));
+  }
+}
+
+float dot_avx2(const float* a, const float* b, size_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+  }
+  return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+void axpy_avx2(float a, const float* x, float* y, size_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, _mm256_fmadd_ps(va, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m)));
+  }
+}
+
+void add_avx2(const float* x, float* y, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, _mm256_add_ps(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m)));
+  }
+}
+
+// Mean and variance accumulate in double like the reference (robust when |mean| >> std); only the
+// final affine map is float: y = fma((x - m) * rstd, g, b).
+void layernorm_avx2(const float* x, const float* g, const float* b, float* y, size_t n, float eps) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  }
+  double sum = hsum(_mm256_add_pd(s0, s1));
+  for (size_t j = i; j < n; ++j) sum += x[j];
+  const double mean = sum / static_cast<double>(n);
+  const __m256d vm = _mm256_set1_pd(mean);
+  s0 = _mm256_setzero_pd();
+  s1 = _mm256_setzero_pd();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), vm);
+    const __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), vm);
+    s0 = _mm256_fmadd_pd(d0, d0, s0);
+    s1 = _mm256_fmadd_pd(d1, d1, s1);
+  }
+  double var = hsum(_mm256_add_pd(s0, s1));
+  for (size_t j = i; j < n; ++j) var += (x[j] - mean) * (x[j] - mean);
+  var /= static_cast<double>(n);
+  const __m256 m = _mm256_set1_ps(static_cast<float>(mean));
+  const __m256 rstd = _mm256_set1_ps(static_cast<float>(1.0 / sqrt(var + eps)));
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), rstd);
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(v, _mm256_loadu_ps(g + i), _mm256_loadu_ps(b + i)));
+  }
+  if (i < n) {
+    const __m256i k = tail_mask(n - i);
+    const __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), m), rstd);
+    _mm256_maskstore_ps(y + i, k, _mm256_fmadd_ps(v, _mm256_maskload_ps(g + i, k), _mm256_maskload_ps(b + i, k)));
+  }
+}
+
+}  // namespace
+
+const Kernels& avx2_kernels() {
+  static const Kernels k = {"avx2",       layernorm_avx2, gelu_tanh_avx2,        gelu_erf_avx2, relu_avx2,
+                            softmax_avx2, dot_avx2,       axpy_avx2,             add_avx2,      quantize_rows_q8_avx2,
+                            gemm_q8_avx2, gemm_q8_tile_avx2};
+  return k;
+}
+
+}  // namespace ember

@@ -1,0 +1,523 @@
+// Kernel tier of the tests: every SIMD table this CPU runs (simd_kernels(): "avx2" on x86-64 with
+// AVX2+FMA) against the scalar reference on random shapes with odd tails, with the tolerances stated at
+// each check (u = 2^-24, the float unit roundoff); the int8 GEMM against the reference exactly and
+// against the float matmul within the quantization bound derived below; and the dispatch itself.
+#include <doctest/doctest.h>
+
+#include <cpuinfo.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "kernels/gemm_q8.h"
+#include "kernels/kernels.h"
+
+namespace {
+
+using ember::GemmQ8Args;
+using ember::Kernels;
+
+constexpr double u = 1.0 / (1 << 24);  // float unit roundoff
+
+const Kernels& ref() { return ember::reference_kernels(); }
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float std = 1.0f, float mean = 0.0f) {
+  std::normal_distribution<float> d(mean, std);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<int8_t> rand_q8(size_t n, std::mt19937& rng, int lo = -127, int hi = 127) {
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<int8_t> v(n);
+  for (int8_t& x : v) x = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+// n in 1..70 (every tail of 8, 16 and 32 several times) and some large sizes.
+std::vector<size_t> sizes() {
+  std::vector<size_t> s;
+  for (size_t n = 1; n <= 70; ++n) s.push_back(n);
+  for (size_t n : {127, 128, 129, 255, 256, 257, 768, 1000, 1024, 3072, 4099}) s.push_back(n);
+  return s;
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+// The `kernels` option this build was configured with, from meson's introspection data.
+std::string build_kernels_option() {
+  const char* dir = std::getenv("EMBER_BUILD_DIR");
+  if (!dir) return "";
+  std::ifstream f(std::string(dir) + "/meson-info/intro-buildoptions.json");
+  if (!f) return "";
+  const nlohmann::json opts = nlohmann::json::parse(f, nullptr, false);
+  if (!opts.is_array()) return "";
+  for (const auto& o : opts)
+    if (o.value("name", "") == "kernels") return o.value("value", "");
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("dispatch: one table, chosen once; EMBER_KERNELS=ref forces the reference") {
+  const std::vector<const Kernels*> simd = ember::simd_kernels();
+  CHECK(std::string(ember::choose_kernels("ref").name) == "ref");
+  const Kernels& best = simd.empty() ? ref() : *simd.front();
+  CHECK(&ember::choose_kernels(nullptr) == &best);
+  CHECK(&ember::choose_kernels("") == &best);
+  CHECK(&ember::choose_kernels("auto") == &best);
+  const char* env = std::getenv("EMBER_KERNELS");
+  const bool forced_ref = env && std::string(env) == "ref";
+  CHECK(&ember::kernels() == (forced_ref ? &ref() : &best));
+  for (const Kernels* k : simd) CHECK(std::string(k->name) != "ref");
+  MESSAGE("kernels() = " << std::string(ember::kernels().name) << ", simd tables on this CPU: " << simd.size());
+}
+
+TEST_CASE("dispatch: the AVX2 path runs on an AVX2+FMA x86-64 unless pinned to ref") {
+#if defined(__x86_64__)
+  REQUIRE(cpuinfo_initialize());
+  const bool cpu_avx2 = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
+  const std::string option = build_kernels_option();
+  const char* env = std::getenv("EMBER_KERNELS");
+  const bool forced_ref = env && std::string(env) == "ref";
+  MESSAGE("cpu avx2+fma+f16c: " << cpu_avx2 << ", -Dkernels=" << option << ", EMBER_KERNELS="
+                                << std::string(env ? env : "(unset)") << ", kernels() = " << std::string(ember::kernels().name));
+  if (!cpu_avx2 || option == "ref" || forced_ref) {
+    CHECK(std::string(ember::kernels().name) == "ref");  // x86-64 has no other table yet
+    return;
+  }
+  // meson test sets EMBER_BUILD_DIR. Run by hand the option is unknown: then only a build that compiled
+  // the AVX2 table is held to it.
+  if (option.empty()) {
+    MESSAGE("EMBER_BUILD_DIR unset: the build's -Dkernels option is unknown");
+    if (ember::simd_kernels().empty()) return;
+  }
+  REQUIRE(std::string(ember::kernels().name) == "avx2");
+  // The pointers themselves, not only the label, are not the reference's.
+  const Kernels& K = ember::kernels();
+  CHECK((K.gemm_q8 != ref().gemm_q8));
+  CHECK((K.gemm_q8_tile != ref().gemm_q8_tile));
+  CHECK((K.quantize_rows_q8 != ref().quantize_rows_q8));
+  CHECK((K.softmax_f32 != ref().softmax_f32));
+  CHECK((K.layernorm_f32 != ref().layernorm_f32));
+#else
+  MESSAGE("not an x86-64 build: no AVX2 table expected");
+  CHECK(ember::simd_kernels().empty());
+#endif
+}
+
+TEST_CASE("simd f32 kernels: relu and add equal the reference bit for bit") {
+  std::mt19937 rng(11);
+  for (const Kernels* K : ember::simd_kernels()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t n : sizes()) {
+      CAPTURE(n);
+      std::vector<float> x = randn(n, rng, 2.0f), y = randn(n, rng);
+      // Specials where relu's NaN / signed-zero rule shows: x > 0 ? x : 0.
+      const float specials[] = {-0.0f, 0.0f, std::numeric_limits<float>::quiet_NaN(), INFINITY, -INFINITY, 1e-40f, -1e-40f};
+      for (size_t i = 0; i < n && i < 7; ++i) x[(i * 5) % n] = specials[i];
+      std::vector<float> a = x, b = x;
+      ref().relu_f32(a.data(), n);
+      K->relu_f32(b.data(), n);
+      for (size_t i = 0; i < n; ++i) CHECK(same_bits(a[i], b[i]));
+      std::vector<float> ya = y, yb = y, xf = randn(n, rng);
+      ref().add_f32(xf.data(), ya.data(), n);
+      K->add_f32(xf.data(), yb.data(), n);
+      for (size_t i = 0; i < n; ++i) CHECK(same_bits(ya[i], yb[i]));
+    }
+  }
+}
+
+TEST_CASE("simd f32 kernels: dot and axpy") {
+  std::mt19937 rng(12);
+  for (const Kernels* K : ember::simd_kernels()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t n : sizes()) {
+      CAPTURE(n);
+      std::vector<float> a = randn(n, rng), b = randn(n, rng), y = randn(n, rng);
+      double exact = 0, mag = 0;
+      for (size_t i = 0; i < n; ++i) {
+        exact += static_cast<double>(a[i]) * b[i];
+        mag += std::fabs(static_cast<double>(a[i]) * b[i]);
+      }
+      // dot: 32 partial sums of <= n/32 + 4 FMA steps each, then a 6-level tree:
+      // |err| <= (n/32 + 10) u sum|a b|.
+      const double tol = (n / 32.0 + 10.0) * u * mag;
+      CHECK(std::fabs(K->dot_f32(a.data(), b.data(), n) - exact) <= tol);
+      CHECK(std::fabs(ref().dot_f32(a.data(), b.data(), n) - exact) <= (n + 1.0) * u * mag);
+      // axpy is one fused multiply-add per element: correctly rounded, |err| <= u |exact|; the reference
+      // (multiply, then add) is within 2 u (|a x| + |y|) of it.
+      const float alpha = 0.37f;
+      std::vector<float> yk = y, yr = y;
+      K->axpy_f32(alpha, a.data(), yk.data(), n);
+      ref().axpy_f32(alpha, a.data(), yr.data(), n);
+      for (size_t i = 0; i < n; ++i) {
+        const double e = static_cast<double>(alpha) * a[i] + y[i];
+        CHECK(std::fabs(yk[i] - e) <= u * std::fabs(e));
+        CHECK(std::fabs(yk[i] - yr[i]) <= 2 * u * (std::fabs(alpha * a[i]) + std::fabs(y[i])));
+      }
+    }
+  }
+}
+
+TEST_CASE("simd f32 kernels: layernorm") {
+  std::mt19937 rng(13);
+  for (const Kernels* K : ember::simd_kernels()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (float mean : {0.0f, 1000.0f}) {
+      for (size_t n : sizes()) {
+        CAPTURE(n);
+        CAPTURE(mean);
+        std::vector<float> x = randn(n, rng, 3.0f, mean), g = randn(n, rng), b = randn(n, rng), yk(n), yr(n);
+        K->layernorm_f32(x.data(), g.data(), b.data(), yk.data(), n, 1e-5f);
+        ref().layernorm_f32(x.data(), g.data(), b.data(), yr.data(), n, 1e-5f);
+        double m = 0, var = 0;
+        for (float v : x) m += v;
+        m /= n;
+        for (float v : x) var += (v - m) * (v - m);
+        var /= n;
+        const double rstd = 1.0 / std::sqrt(var + 1e-5);
+        // Statistics in double in both; the float map differs by fma vs multiply-add and by at most one
+        // ulp of float(mean) and float(rstd): |diff| <= 1e-6 ((|x| + |mean|) rstd |g| + |b|) (~17 u).
+        for (size_t i = 0; i < n; ++i) {
+          const double scale = (std::fabs(x[i]) + std::fabs(m)) * rstd * std::fabs(g[i]) + std::fabs(b[i]);
+          CHECK(std::fabs(yk[i] - yr[i]) <= 1e-6 * scale);
+          const double want = (x[i] - m) * rstd * g[i] + b[i];
+          CHECK(std::fabs(yk[i] - want) <= 1e-6 * scale);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("simd f32 kernels: softmax") {
+  std::mt19937 rng(14);
+  for (const Kernels* K : ember::simd_kernels()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    double worst = 0;
+    for (float spread : {1.0f, 10.0f}) {
+      for (size_t n : sizes()) {
+        CAPTURE(n);
+        std::vector<float> x = randn(n, rng, spread), yk = x, yr = x;
+        K->softmax_f32(yk.data(), n);
+        ref().softmax_f32(yr.data(), n);
+        const float mx = *std::max_element(x.begin(), x.end());
+        // Both exponentiate the same float d_i = x_i - max; exact softmax of those d_i:
+        double sum = 0;
+        for (float v : x) sum += std::exp(static_cast<double>(v - mx));
+        double ksum = 0;
+        for (size_t i = 0; i < n; ++i) {
+          const double p = std::exp(static_cast<double>(x[i] - mx)) / sum;
+          // exp within 8 u, the 16-lane sum within (n/16 + 8) u, the normalisation 2 u.
+          const double rel = (18.0 + n / 16.0) * u;
+          CHECK(std::fabs(yk[i] - p) <= rel * p + 1e-30);
+          // The reference's serial sum is within n u.
+          CHECK(std::fabs(yk[i] - yr[i]) <= (rel + (n + 2.0) * u) * p + 1e-30);
+          worst = std::max(worst, std::fabs(yk[i] - p) / (p * u));
+          ksum += yk[i];
+        }
+        CHECK(std::fabs(ksum - 1.0) <= 1e-5);
+      }
+    }
+    MESSAGE(kname << " softmax: max relative error " << worst << " u");
+    // Stable for large inputs; far-below-max inputs give exactly 0 as in the reference.
+    std::vector<float> x = {1000.0f, 1000.0f, -1000.0f};
+    K->softmax_f32(x.data(), x.size());
+    CHECK(x[0] == doctest::Approx(0.5));
+    CHECK(x[2] == 0.0f);
+  }
+}
+
+namespace {
+// 0.5 v (1 + tanh u) = v / (1 + exp(-2u)): the second form has no cancellation for negative v, even in double.
+double gelu_tanh64(double v) { return v / (1 + std::exp(-2 * std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); }
+double gelu_erf64(double v) { return 0.5 * v * std::erfc(-v / std::sqrt(2.0)); }
+}  // namespace
+
+TEST_CASE("simd f32 kernels: GELU (tanh and erf) against float64 and the reference") {
+  for (const Kernels* K : ember::simd_kernels()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    // A dense sweep of [-12, 12] (every region of both approximations, step 2^-10) plus random shapes.
+    std::vector<float> sweep;
+    for (int i = -12 * 1024; i <= 12 * 1024; ++i) sweep.push_back(i / 1024.0f);
+    for (float v : {-30.0f, -20.0f, -10.5f, 1e-30f, -1e-30f, 1e-3f, -1e-3f, 20.0f, 100.0f}) sweep.push_back(v);
+    for (int form = 0; form < 2; ++form) {
+      auto kern = form == 0 ? K->gelu_tanh_f32 : K->gelu_erf_f32;
+      auto rk = form == 0 ? ref().gelu_tanh_f32 : ref().gelu_erf_f32;
+      auto f64 = form == 0 ? gelu_tanh64 : gelu_erf64;
+      CAPTURE(form);
+      std::vector<float> yk = sweep, yr = sweep;
+      kern(yk.data(), yk.size());
+      rk(yr.data(), yr.size());
+      double max_abs = 0, max_rel = 0;
+      for (size_t i = 0; i < sweep.size(); ++i) {
+        const double v = sweep[i], want = f64(v), err = std::fabs(yk[i] - want);
+        CAPTURE(v);
+        // Stated accuracy: |err| <= 1e-6 |gelu(v)| + 1e-7 (relative in both tails, where the reference
+        // loses relative accuracy to the cancellation in 1 + tanh / 1 + erf).
+        CHECK(err <= 1e-6 * std::fabs(want) + 1e-7);
+        // Against the reference: its own error (<= 1e-6 (1 + |gelu|), tests/unit/test_ops.cpp) plus ours.
+        CHECK(std::fabs(yk[i] - yr[i]) <= 2e-6 * (1 + std::fabs(want)));
+        max_abs = std::max(max_abs, err);
+        if (std::fabs(want) > 1e-30) max_rel = std::max(max_rel, err / std::fabs(want));
+      }
+      MESSAGE(kname << std::string(form == 0 ? " gelu_tanh" : " gelu_erf") << ": max abs error " << max_abs
+                      << ", max rel error " << max_rel);
+      std::mt19937 rng(15 + form);
+      for (size_t n : sizes()) {
+        CAPTURE(n);
+        std::vector<float> x = randn(n, rng, 3.0f), a = x, b = x;
+        kern(a.data(), n);
+        rk(b.data(), n);
+        for (size_t i = 0; i < n; ++i) CHECK(std::fabs(a[i] - b[i]) <= 2e-6 * (1 + std::fabs(f64(x[i]))));
+      }
+    }
+  }
+}
+
+TEST_CASE("quantize_rows_q8: reference semantics") {
+  // scale = max|x| / 127, round half to even, zero rows give scale 0.
+  const float x[] = {1.5f, 2.5f, -3.5f, 127.0f, -0.5f, 0.5f, 126.5f, 0.0f};
+  int8_t q[8];
+  float s;
+  ref().quantize_rows_q8(x, 1, 8, q, &s);
+  CHECK(s == 1.0f);
+  const int8_t want[] = {2, 2, -4, 127, 0, 0, 126, 0};
+  for (int i = 0; i < 8; ++i) CHECK(q[i] == want[i]);
+  const float z[5] = {0, -0.0f, 0, 0, 0};
+  ref().quantize_rows_q8(z, 1, 5, q, &s);
+  CHECK(s == 0.0f);
+  for (int i = 0; i < 5; ++i) CHECK(q[i] == 0);
+}
+
+TEST_CASE("simd quantize_rows_q8 equals the reference bit for bit") {
+  std::mt19937 rng(21);
+  for (const Kernels* K : ember::simd_kernels()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t n : sizes()) {
+      CAPTURE(n);
+      const size_t rows = 5;
+      std::vector<float> x = randn(rows * n, rng, 2.0f);
+      for (size_t i = 0; i < n; ++i) x[2 * n + i] = 0.0f;  // a zero row
+      // A row with max |x| = 127 (scale exactly 1) and exact ties k + 0.5: round half to even.
+      for (size_t i = 0; i < n; ++i) x[3 * n + i] = static_cast<float>(static_cast<int>(i % 250) - 125) + 0.5f;
+      x[3 * n] = -127.0f;
+      x[4 * n + n / 2] = 1e4f;  // an outlier: most of the row rounds to 0
+      std::vector<int8_t> qk(rows * n, 99), qr(rows * n, 98);
+      std::vector<float> sk(rows, NAN), sr(rows, NAN);
+      K->quantize_rows_q8(x.data(), rows, n, qk.data(), sk.data());
+      ref().quantize_rows_q8(x.data(), rows, n, qr.data(), sr.data());
+      for (size_t r = 0; r < rows; ++r) CHECK(same_bits(sk[r], sr[r]));
+      CHECK(qk == qr);
+      // |x - scale q| <= scale / 2 (+ the division's rounding, 127 u scale), q in [-127, 127].
+      for (size_t r = 0; r < rows; ++r)
+        for (size_t i = 0; i < n; ++i) {
+          CHECK(qk[r * n + i] >= -127);
+          CHECK(std::fabs(x[r * n + i] - sk[r] * qk[r * n + i]) <= sk[r] * (0.5 + 128 * u) + 1e-30);
+        }
+    }
+  }
+}
+
+namespace {
+
+// Runs one int8 GEMM through `fn` into a NaN-filled y and returns it.
+template <class F>
+std::vector<float> run_gemm(F fn, size_t batch, size_t out) {
+  std::vector<float> y(batch * out, NAN);
+  fn(y.data());
+  return y;
+}
+
+void check_same(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) bad += !same_bits(a[i], b[i]);
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("simd gemm_q8 equals the reference bit for bit (odd shapes, tails, tiles, threads)") {
+  std::mt19937 rng(31);
+  ember::ThreadPool pool(2);
+  std::vector<size_t> ins;
+  for (size_t n = 1; n <= 70; ++n) ins.push_back(n);
+  for (size_t n : {95, 96, 97, 127, 128, 129, 768, 3072}) ins.push_back(n);
+  const size_t outs[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 64, 67};
+  const size_t batches[] = {1, 2, 3, 5};
+  std::vector<const Kernels*> tables = ember::simd_kernels();
+  tables.push_back(&ref());  // the parallel splitter over the reference too
+  for (const Kernels* K : tables) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t in : ins)
+      for (size_t out : outs)
+        for (size_t batch : batches) {
+          if (in > 128 && (out > 9 || batch > 2)) continue;  // keep the large-`in` cases quick
+          CAPTURE(in);
+          CAPTURE(out);
+          CAPTURE(batch);
+          std::vector<int8_t> xq = rand_q8(batch * in, rng), w = rand_q8(out * in, rng);
+          std::vector<float> xs = randn(batch, rng, 0.02f), ws = randn(out, rng, 0.01f), bias = randn(out, rng);
+          for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+            const GemmQ8Args a0{xq.data(), xs.data(), w.data(), ws.data(), b, nullptr, batch, in, out};
+            auto want = run_gemm([&](float* y) { ref().gemm_q8(xq.data(), xs.data(), batch, w.data(), ws.data(), b, y, in, out); },
+                                 batch, out);
+            check_same(run_gemm([&](float* y) { K->gemm_q8(xq.data(), xs.data(), batch, w.data(), ws.data(), b, y, in, out); },
+                                batch, out),
+                       want);
+            check_same(run_gemm([&](float* y) { GemmQ8Args a = a0; a.y = y; ember::gemm_q8_parallel(pool.get(), *K, a); },
+                                batch, out),
+                       want);
+          }
+        }
+  }
+}
+
+TEST_CASE("simd gemm_q8: tiles write exactly their part; larger batches and GPT-2 shapes through the pool") {
+  std::mt19937 rng(32);
+  ember::ThreadPool pool(2);
+  for (const Kernels* K : ember::simd_kernels()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    {
+      const size_t batch = 7, in = 45, out = 23;
+      std::vector<int8_t> xq = rand_q8(batch * in, rng), w = rand_q8(out * in, rng);
+      std::vector<float> xs = randn(batch, rng), ws = randn(out, rng), bias = randn(out, rng);
+      std::vector<float> want(batch * out);
+      ref().gemm_q8(xq.data(), xs.data(), batch, w.data(), ws.data(), bias.data(), want.data(), in, out);
+      for (int trial = 0; trial < 200; ++trial) {
+        std::uniform_int_distribution<size_t> dt(0, batch), dox(0, out);
+        size_t t0 = dt(rng), t1 = dt(rng), o0 = dox(rng), o1 = dox(rng);
+        if (t0 > t1) std::swap(t0, t1);
+        if (o0 > o1) std::swap(o0, o1);
+        std::vector<float> y(batch * out, -7.0f);
+        K->gemm_q8_tile(GemmQ8Args{xq.data(), xs.data(), w.data(), ws.data(), bias.data(), y.data(), batch, in, out},
+                        t0, t1, o0, o1);
+        for (size_t t = 0; t < batch; ++t)
+          for (size_t o = 0; o < out; ++o) {
+            const bool inside = t >= t0 && t < t1 && o >= o0 && o < o1;
+            CHECK(same_bits(y[t * out + o], inside ? want[t * out + o] : -7.0f));
+          }
+      }
+    }
+    // Token-tiled path (batch > kGemmQ8TokenTile) with tails in every dimension, and GPT-2 sizes.
+    const size_t shapes[][3] = {{65, 33, 130}, {200, 100, 259}, {1, 768, 2304}, {3, 3072, 768}, {130, 768, 300}};
+    for (const auto& s : shapes) {
+      const size_t batch = s[0], in = s[1], out = s[2];
+      CAPTURE(batch);
+      CAPTURE(in);
+      CAPTURE(out);
+      std::vector<int8_t> xq = rand_q8(batch * in, rng), w = rand_q8(out * in, rng);
+      std::vector<float> xs = randn(batch, rng, 0.02f), ws = randn(out, rng, 0.01f), bias = randn(out, rng);
+      const GemmQ8Args a0{xq.data(), xs.data(), w.data(), ws.data(), bias.data(), nullptr, batch, in, out};
+      auto want = run_gemm([&](float* y) { GemmQ8Args a = a0; a.y = y; ref().gemm_q8_tile(a, 0, batch, 0, out); }, batch, out);
+      for (pthreadpool_t tp : {static_cast<pthreadpool_t>(nullptr), pool.get()})
+        check_same(run_gemm([&](float* y) { GemmQ8Args a = a0; a.y = y; ember::gemm_q8_parallel(tp, *K, a); }, batch, out),
+                   want);
+    }
+  }
+}
+
+TEST_CASE("gemm_q8 at the int16 saturation edge: all products +-127 * +-127") {
+  // vpmaddubsw pairs reach 2 * 127 * 127 = 32258 <= 32767 and never saturate; check against int64 sums.
+  std::mt19937 rng(33);
+  const size_t batch = 3, in = 3072 + 17, out = 6;
+  std::vector<int8_t> xq(batch * in), w(out * in);
+  std::bernoulli_distribution coin(0.5);
+  for (size_t t = 0; t < batch; ++t)
+    for (size_t i = 0; i < in; ++i) xq[t * in + i] = t == 0 ? 127 : (t == 1 ? -127 : (coin(rng) ? 127 : -127));
+  for (size_t o = 0; o < out; ++o)
+    for (size_t i = 0; i < in; ++i) w[o * in + i] = o == 0 ? 127 : (o == 1 ? -127 : (coin(rng) ? 127 : -127));
+  const std::vector<float> xs(batch, 1.0f), ws(out, 1.0f);
+  std::vector<const Kernels*> tables = ember::simd_kernels();
+  tables.push_back(&ref());
+  for (const Kernels* K : tables) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    std::vector<float> y(batch * out);
+    K->gemm_q8(xq.data(), xs.data(), batch, w.data(), ws.data(), nullptr, y.data(), in, out);
+    for (size_t t = 0; t < batch; ++t)
+      for (size_t o = 0; o < out; ++o) {
+        int64_t s = 0;
+        for (size_t i = 0; i < in; ++i) s += int64_t{xq[t * in + i]} * w[o * in + i];
+        CHECK(y[t * out + o] == static_cast<float>(s));
+      }
+  }
+}
+
+TEST_CASE("gemm_q8 against the float matmul: within the derived quantization bound") {
+  // Real x (batch, in) and W (out, in); both quantized per row by quantize_rows_q8 (the model's weights
+  // use the same symmetric per-output-channel scheme): x_i = xs (qx_i + ex_i), W_i = ws (qw_i + ew_i) with
+  // |e| <= e_max = 1/2 + 128 u (the float division's rounding). The kernel returns xs ws sum qx qw, so
+  //   |y - y_q| = xs ws |sum (qx ew + ex qw + ex ew)| <= xs ws (e_max sum (|qx_i| + |qw_i|) + in e_max^2),
+  // plus the float epilogue (xs*ws, float(acc), fma): 4 u (xs ws |acc| + |bias|).
+  // That worst case is linear in `in`; independent rounding errors give ~ sqrt(in), checked too.
+  std::mt19937 rng(41);
+  ember::ThreadPool pool(2);
+  const double e_max = 0.5 + 128 * u;
+  const size_t shapes[][3] = {{1, 768, 2304}, {4, 3072, 768}, {17, 129, 75}, {64, 768, 64}, {2, 5, 3}};
+  for (const Kernels* K : {&ember::kernels(), &ref()}) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (const auto& s : shapes) {
+      const size_t batch = s[0], in = s[1], out = s[2];
+      CAPTURE(batch);
+      CAPTURE(in);
+      CAPTURE(out);
+      std::vector<float> x = randn(batch * in, rng), W = randn(out * in, rng, 0.05f), bias = randn(out, rng);
+      for (size_t i = 0; i < x.size(); i += 97) x[i] *= 8.0f;  // a few activation outliers
+      std::vector<int8_t> xq(batch * in), wq(out * in);
+      std::vector<float> xs(batch), ws(out), y(batch * out);
+      K->quantize_rows_q8(x.data(), batch, in, xq.data(), xs.data());
+      K->quantize_rows_q8(W.data(), out, in, wq.data(), ws.data());
+      ember::gemm_q8_parallel(pool.get(), *K, GemmQ8Args{xq.data(), xs.data(), wq.data(), ws.data(), bias.data(), y.data(), batch, in, out});
+      double ratio_sum = 0, worst_of_bound = 0;
+      for (size_t t = 0; t < batch; ++t)
+        for (size_t o = 0; o < out; ++o) {
+          double exact = bias[o], sum_q = 0, var_q = 0;
+          int64_t acc = 0;
+          for (size_t i = 0; i < in; ++i) {
+            exact += static_cast<double>(x[t * in + i]) * W[o * in + i];
+            const double qx = xq[t * in + i], qw = wq[o * in + i];
+            sum_q += std::fabs(qx) + std::fabs(qw);
+            var_q += (qx * qx + qw * qw) / 12.0;
+            acc += xq[t * in + i] * wq[o * in + i];
+          }
+          const double d = static_cast<double>(xs[t]) * ws[o];
+          const double bound = d * (e_max * sum_q + in * e_max * e_max) + 4 * u * (d * std::fabs(double(acc)) + std::fabs(bias[o]));
+          const double err = std::fabs(y[t * out + o] - exact);
+          CHECK(err <= bound);
+          worst_of_bound = std::max(worst_of_bound, err / bound);
+          ratio_sum += err * err / (d * d * var_q);
+        }
+      // Mean squared error over the predicted variance of uniform rounding errors, xs^2 ws^2 sum (qx^2 +
+      // qw^2) / 12: near 1 (loose limits; a biased or wrong kernel lands far outside).
+      const double ms = ratio_sum / (batch * out);
+      MESSAGE(kname << " " << batch << "x" << in << "x" << out << ": max |err| / bound = " << worst_of_bound
+                      << ", mean err^2 / predicted var = " << ms);
+      if (batch * out >= 64) {
+        CHECK(ms > 0.5);
+        CHECK(ms < 1.5);
+      }
+    }
+  }
+}

@@ -1,0 +1,103 @@
+// The per-token path allocates nothing: malloc / calloc / realloc / free are interposed (glibc's
+// __libc_* do the work) and counted while a session decodes, for float and int8 models, 1 and 2 threads.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "ember/convert.h"
+#include "ember/model.h"
+#include "ember/quantize.h"
+#include "ember/sampler.h"
+#include "ember/session.h"
+#include "test_paths.h"
+
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void __libc_free(void*);
+}
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocs{0};
+}  // namespace
+
+extern "C" {
+void* malloc(size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_malloc(n);
+}
+void* calloc(size_t a, size_t b) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_calloc(a, b);
+}
+void* realloc(void* p, size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, n);
+}
+void free(void* p) { __libc_free(p); }
+}
+
+namespace {
+
+std::shared_ptr<const ember::Model> golden_model(const std::string& name, bool int8) {
+  auto spec = ember::import_model(ember_test::data_dir() + "/golden/" + name);
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  if (int8) REQUIRE(ember::quantize_model(*spec, {}).ok());
+  const std::string p = ember_test::temp_dir() + "/ember_alloc_" + name + (int8 ? ".int8" : "") + ".ember";
+  REQUIRE(ember::write_model_file(*spec, p).ok());
+  auto m = ember::Model::load(p);
+  REQUIRE_MESSAGE(m.ok(), m.status().message());
+  std::remove(p.c_str());
+  return *m;
+}
+
+}  // namespace
+
+TEST_CASE("the counter sees allocations (so a zero below means something)") {
+  g_allocs = 0;
+  g_counting = true;
+  void* p = std::malloc(100);
+  std::vector<int>* v = new std::vector<int>(1000);
+  g_counting = false;
+  delete v;
+  std::free(p);
+  CHECK(g_allocs >= 3);
+}
+
+TEST_CASE("decode and sampling allocate nothing per token") {
+  for (bool int8 : {false, true}) {
+    for (const char* name : {"gpt2", "openai_gpt"}) {
+      for (uint32_t threads : {1u, 2u}) {
+        CAPTURE(int8);
+        CAPTURE(name);
+        CAPTURE(threads);
+        auto model = golden_model(name, int8);
+        ember::SessionOptions so;
+        so.n_threads = threads;
+        auto s = ember::Session::create(model, so);
+        REQUIRE(s.ok());
+        ember::SamplerParams sp;
+        sp.seed = 3;
+        sp.repeat_penalty = 1.1f;
+        auto sampler = ember::Sampler::create(sp, model->config().n_vocab);
+        REQUIRE(sampler.ok());
+        std::vector<int32_t> hist = {1, 2, 3, 4};
+        hist.reserve(64);
+        REQUIRE((*s)->prefill(hist.data(), hist.size()).ok());
+        g_allocs = 0;
+        g_counting = true;
+        for (int i = 0; i < 20; ++i) {
+          const int32_t next = sampler->sample((*s)->logits(), hist.data(), hist.size());
+          hist.push_back(next);
+          if (!(*s)->decode(next).ok()) break;
+        }
+        g_counting = false;
+        CHECK((*s)->n_past() == 24);
+        CHECK(g_allocs == 0);
+      }
+    }
+  }
+}
