@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/buffer.h"
 #include "core/threadpool.h"
 #include "kernels/kernels.h"
 #include "model/model_impl.h"
@@ -50,7 +51,7 @@ struct Session::Impl {
   size_t n_batch = 0, n_past = 0;
   size_t C = 0, H = 0, D = 0, F = 0, V = 0, T = 0, L = 0;
   // KV cache, per layer and head contiguous over positions: (n_layer, n_head, n_ctx, head_dim).
-  std::vector<float> k_cache, v_cache;
+  ZeroBuffer<float> k_cache, v_cache;
   // Scratch for one micro-batch of B <= n_batch tokens.
   std::vector<float> x, xn, qkv, att, tmp, ff, scores, logits, hidden;
   std::vector<int8_t> xq;  // int8 linear layers: activations quantized per token (n_batch, widest input)
@@ -230,8 +231,8 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   I.n_batch = opts.n_batch < c.n_ctx ? opts.n_batch : c.n_ctx;
   const size_t B = I.n_batch;
   I.pool.reset(new ThreadPool(opts.n_threads));
-  I.k_cache.assign(I.L * I.H * I.T * I.D, 0.0f);
-  I.v_cache.assign(I.L * I.H * I.T * I.D, 0.0f);
+  EMBER_RETURN_IF_ERROR(I.k_cache.allocate(I.L * I.H * I.T * I.D, "the KV cache"));
+  EMBER_RETURN_IF_ERROR(I.v_cache.allocate(I.L * I.H * I.T * I.D, "the KV cache"));
   I.x.resize(B * I.C);
   I.xn.resize(B * I.C);
   I.qkv.resize(B * 3 * I.C);
