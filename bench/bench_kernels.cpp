@@ -8,7 +8,11 @@
 //
 //   build-k/tests/bench_kernels [--reps 15] [--sample-ms 20] [--cold-mib 512] [--quick]
 //   meson test -C build-k --benchmark --suite bench -v
+#include <cpuinfo.h>
 #include <pthreadpool.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -100,6 +104,24 @@ void read_chunk(void* ctx, size_t c) {
   t.sink[c % 64] += s0 + s1 + s2 + s3;
 }
 
+#if defined(__x86_64__)
+// The same read with 32-byte AVX2 loads (the width the int8 kernels use): on some x86 cores single-thread
+// DRAM read bandwidth depends on the load width. Only called when cpuinfo reports AVX2.
+__attribute__((target("avx2"))) void read_chunk_avx2(void* ctx, size_t c) {
+  ReadTask& t = *static_cast<ReadTask*>(ctx);
+  const __m256i* q = reinterpret_cast<const __m256i*>(t.p + c * t.words_per_chunk);
+  __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+  for (size_t i = 0; i < t.words_per_chunk / 4; i += 4) {
+    s0 = _mm256_add_epi64(s0, _mm256_load_si256(q + i));
+    s1 = _mm256_add_epi64(s1, _mm256_load_si256(q + i + 1));
+    s2 = _mm256_add_epi64(s2, _mm256_load_si256(q + i + 2));
+    s3 = _mm256_add_epi64(s3, _mm256_load_si256(q + i + 3));
+  }
+  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+  t.sink[c % 64] += static_cast<uint64_t>(_mm256_extract_epi64(s, 0));
+}
+#endif
+
 struct Shape {
   const char* name;
   size_t out, in, batch;
@@ -136,13 +158,20 @@ int main(int argc, char** argv) {
   // Memory-read baseline.
   {
     const size_t bytes = opt.cold_mib << 20, chunk = 1 << 20;
-    std::vector<uint64_t> buf(bytes / 8, 1);
-    ReadTask task{buf.data(), chunk / 8, {}};
+    uint64_t* buf = static_cast<uint64_t*>(std::aligned_alloc(64, bytes));
+    for (size_t i = 0; i < bytes / 8; ++i) buf[i] = i;
+    ReadTask task{buf, chunk / 8, {}};
+    std::vector<std::pair<const char*, void (*)(void*, size_t)>> readers = {{"sum of uint64", read_chunk}};
+#if defined(__x86_64__)
+    if (cpuinfo_initialize() && cpuinfo_has_x86_avx2()) readers.push_back({"sum of 32-byte AVX2 loads", read_chunk_avx2});
+#endif
     std::printf("| memory read (%zu MiB) | threads | GB/s |\n|---|---|---|\n", opt.cold_mib);
-    for (auto [nt, tp] : pools) {
-      const double s = median_seconds(opt, [&](size_t) { pthreadpool_parallelize_1d(tp, read_chunk, &task, bytes / chunk, 0); });
-      std::printf("| sum of uint64 | %d | %.1f |\n", nt, bytes / s * 1e-9);
-    }
+    for (const auto& [name, fn] : readers)
+      for (auto [nt, tp] : pools) {
+        const double s = median_seconds(opt, [&](size_t) { pthreadpool_parallelize_1d(tp, fn, &task, bytes / chunk, 0); });
+        std::printf("| %s | %d | %.1f |\n", name, nt, bytes / s * 1e-9);
+      }
+    std::free(buf);
     std::printf("\n");
   }
 

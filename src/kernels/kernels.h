@@ -24,7 +24,7 @@ namespace ember {
 // one conversion, one fused multiply-add), so every implementation returns bit-identical y.
 // Preconditions: every w and xq value in [-127, 127] (symmetric quantization: -128 is never produced by
 // quantize_rows_q8 and must not appear in weights; the AVX2 sign trick relies on it);
-// in <= 133143 so that |sum| <= 127 * 127 * in fits int32. No alignment is required (model weights
+// in <= 133144 so that |sum| <= 127 * 127 * in fits int32. No alignment is required (model weights
 // are 64-byte aligned rows of the mmap; they are read in place, never repacked).
 struct GemmQ8Args {
   const int8_t* xq;   // (batch, in) activations, row-major

@@ -24,9 +24,10 @@ constexpr int kTileR = 4;
 constexpr int kTileT = 2;
 
 // acc[t][r] += 32 products of x[t][k..k+32) and w[r][k..k+32). With PF, also prefetch the same columns
-// of the next R rows (the next tile's, R * in bytes ahead in the weight stream): batch-1 decode streams
-// weights from DRAM, and one thread's hardware prefetchers alone leave ~15% of the read bandwidth unused.
-// Prefetches never fault, so running past the last row is harmless.
+// of the next R rows (the next tile's, R * in bytes ahead in each row stream). Batch-1 decode streams the
+// weights from DRAM; on the development machine (Sapphire Rapids VM) this took one thread from ~9.4 to
+// ~12.5 GB/s, the rate of a plain loop of 32-byte loads. Prefetches never fault, so running past the last
+// row is harmless.
 template <int R, int T, bool PF>
 inline void step32(__m256i (&acc)[T][R], const int8_t* const (&wp)[R], const int8_t* const (&xp)[T], size_t k,
                    size_t in) {
