@@ -43,6 +43,7 @@ class EmberFile {
   EmberFile& operator=(const EmberFile&) = delete;
 
   const std::string& path() const { return path_; }
+  bool is_mapped() const { return mapped_; }
   uint64_t file_size() const { return size_; }
   uint32_t format_version() const { return version_; }
   const ModelConfig& config() const { return config_; }

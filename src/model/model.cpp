@@ -1,5 +1,8 @@
 #include "ember/model.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "kernels/gemm_q8.h"
@@ -36,6 +39,8 @@ float half_to_float(uint16_t h) {
 }  // namespace
 
 Result<const float*> Model::Impl::f32(const std::string& name) {
+  auto cached = owned.find(name);
+  if (cached != owned.end()) return cached->second.data();
   const TensorView* t = file->find(name);
   if (!t) return invalid_file(file->path() + ": tensor '" + name + "' is missing");
   const uint64_t n = t->n_elements();
@@ -46,8 +51,7 @@ Result<const float*> Model::Impl::f32(const std::string& name) {
       std::vector<float> v(n);
       const uint8_t* p = t->data;
       for (uint64_t i = 0; i < n; ++i) v[i] = half_to_float(static_cast<uint16_t>(p[2 * i] | (p[2 * i + 1] << 8)));
-      owned.push_back(std::move(v));
-      return owned.back().data();
+      return (owned[name] = std::move(v)).data();
     }
     case DType::kI8: {
       std::vector<float> v(n);
@@ -55,8 +59,7 @@ Result<const float*> Model::Impl::f32(const std::string& name) {
       const int8_t* q = reinterpret_cast<const int8_t*>(t->data);
       for (uint64_t r = 0; r < rows; ++r)
         for (uint64_t c = 0; c < cols; ++c) v[r * cols + c] = t->scales[r] * q[r * cols + c];
-      owned.push_back(std::move(v));
-      return owned.back().data();
+      return (owned[name] = std::move(v)).data();
     }
   }
   return invalid_file(file->path() + ": tensor '" + name + "' has an unknown dtype");
@@ -83,6 +86,16 @@ Result<Linear> Model::Impl::linear(const std::string& weight, const std::string&
   const float* wf;
   EMBER_ASSIGN_OR_RETURN(wf, f32(weight));
   EMBER_ASSIGN_OR_RETURN(l.f32, LinearF32::create(wf, l.bias, in, out, weight));
+  if (weight != "wte") {  // wte is also the embedding table; everything else now lives in the pack
+    if (w->dtype == DType::kF32) {
+      const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+      const uintptr_t a = (reinterpret_cast<uintptr_t>(w->data) + page - 1) / page * page;
+      const uintptr_t b = (reinterpret_cast<uintptr_t>(w->data) + w->size) / page * page;
+      if (b > a && file->is_mapped()) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+    } else {
+      owned.erase(weight);
+    }
+  }
   return l;
 }
 

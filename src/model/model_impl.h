@@ -2,6 +2,7 @@
 // when stored f32, else converted once at load) and the XNNPACK operators created at load.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -52,13 +53,15 @@ struct Model::Impl {
   Linear lm_head;  // (n_vocab, n_embd), no bias
   Linear cls;      // (n_classes, n_embd), when n_classes > 0
   size_t max_linear_in = 0;  // widest int8 linear input: the session's activation scratch size
-  std::vector<std::vector<float>> owned;  // f32 copies of tensors not stored as f32
+  std::map<std::string, std::vector<float>> owned;  // f32 copies of tensors not stored as f32, by name
   // XNNPACK operators hold bound pointers between setup and run: one forward at a time.
   mutable std::mutex compute_mutex;
 
   // f32 view of a tensor (converting F16 / I8 once into `owned`).
   Result<const float*> f32(const std::string& name);
-  // A linear layer from `weight` (and `bias`, may be empty): int8 weights stay int8.
+  // A linear layer from `weight` (and `bias`, may be empty): int8 weights stay int8 and are read in
+  // place; float weights are packed by XNNPACK, after which their source (the mapped pages, or the f32
+  // copy of an f16 tensor) is released, so the model holds one copy of its weights.
   Result<Linear> linear(const std::string& weight, const std::string& bias, size_t in, size_t out);
 };
 

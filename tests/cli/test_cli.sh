@@ -98,9 +98,32 @@ expect_fail "perplexity ctx too big" "--ctx must be between" "$P" -m "$M" --toke
 printf '1 2 x' > "$T/badtok.txt"
 expect_fail "perplexity bad token file" "badtok.txt" "$P" -m "$M" --tokens "$T/badtok.txt"
 
-for tool in ember-generate ember-perplexity ember-inspect ember-quantize; do
+# int8: the quantizer reports per-layer errors and perplexities, and refuses when int8 costs too much.
+Q="$B/ember-quantize"
+expect_ok "quantize int8 (sampled calibration)" "$Q" "$D/golden/nanogpt" "$T/nano8.ember" --calib-tokens 64
+grep -q "sampled from the float model" "$T/err" && ok || bad "no note about the sampled calibration"
+grep -q "^h.2.mlp.proj" "$T/err" && ok || bad "no per-layer error table"
+grep -q "perplexity on the calibration tokens" "$T/err" && ok || bad "no perplexity comparison"
+"$B/ember-inspect" "$T/nano8.ember" --json > "$T/out" 2>&1
+grep -q '"name": "h.0.attn.c_attn.weight", "dtype": "i8"' "$T/out" && ok || bad "int8 model lacks int8 weights"
+expect_ok "generate int8" "$G" -m "$T/nano8.ember" -p "First" -n 8 --temp 0 --json
+cp "$D/golden/gpt2/tokens.txt" "$T/calib.ids"
+expect_fail "quantize refuses" "nothing written" "$Q" "$D/golden/gpt2" "$T/refused.ember" --calib "$T/calib.ids" --max-ppl-increase 0
+[[ ! -e "$T/refused.ember" ]] && ok || bad "refused quantization left an output file"
+ls "$T"/refused.ember.* >/dev/null 2>&1 && bad "refused quantization left temporaries" || ok
+expect_ok "quantize accepts with a looser limit" "$Q" "$D/golden/gpt2" "$T/g2.ember" --calib "$T/calib.ids" --max-ppl-increase 0.05
+printf '1 2 9999' > "$T/badcalib.ids"
+expect_fail "calibration id out of range" "outside the vocabulary" "$Q" "$D/golden/gpt2" "$T/x.ember" --calib "$T/badcalib.ids"
+expect_fail "text calibration without tokenizer" "no tokenizer" "$Q" "$D/golden/gpt2" "$T/x.ember" --calib "$D/golden/nanogpt/text.txt"
+
+for tool in ember-generate ember-perplexity ember-inspect ember-quantize ember-bench; do
   "$B/$tool" --help > "$T/out" 2>&1 && grep -q "^usage: $tool" "$T/out" && ok || bad "$tool --help"
 done
+
+expect_ok "bench" "$B/ember-bench" -m "$T/nano8.ember" -p 8,64 -n 8 -t 1 -r 1 --json
+grep -q '"test": "pp8"' "$T/out" && grep -q '"test": "tg8"' "$T/out" && ok || bad "bench json lacks results: $(cat "$T/out")"
+grep -q "skipping pp64" "$T/err" && ok || bad "bench does not skip prompts longer than n_ctx"
+expect_fail "bench bad list" "comma-separated" "$B/ember-bench" -m "$T/nano8.ember" -t 1,x
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -14,6 +15,8 @@
 using namespace ember_cli;
 
 namespace {
+
+std::vector<std::string> g_temps;  // removed at exit
 
 // Re-encodes a tensor as f32 or f16 (f16 and int8 inputs, e.g. from an .ember file, are expanded).
 void to_type(ember::TensorData& t, ember::DType want) {
@@ -102,14 +105,12 @@ int main(int argc, char** argv) {
 
   // int8: keep the float model at hand to measure against, then quantize and compare.
   const std::string pid = std::to_string(getpid());
-  struct TempFiles {
-    std::vector<std::string> paths;
-    ~TempFiles() {
-      for (const auto& p : paths) std::remove(p.c_str());
-    }
-  } temps;
   const std::string f32_path = out + ".f32.tmp." + pid, int8_path = out + ".int8.tmp." + pid;
-  temps.paths = {f32_path, int8_path};
+  // fail() exits without unwinding, so the temporaries are removed at exit on every path.
+  g_temps = {f32_path, int8_path};
+  std::atexit([] {
+    for (const auto& p : g_temps) std::remove(p.c_str());
+  });
   check(P, ember::write_model_file(spec, f32_path));
   auto fm = check(P, ember::Model::load(f32_path));
   const size_t ctx = std::min<size_t>(c.n_ctx, 256);
