@@ -62,6 +62,9 @@ class Session {
   const float* logits() const;
   // Final hidden state (after the final LN for pre-LN models) of the last token, n_embd floats.
   const float* hidden() const;
+  // The task classifier on the last token's final hidden state: writes softmax probabilities
+  // (n_classes floats) to `probs`. Fails when the model has no classifier or nothing was run yet.
+  Status classify(float* probs);
   size_t n_past() const;
   size_t n_ctx() const;
   size_t n_vocab() const;

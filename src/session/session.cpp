@@ -271,6 +271,17 @@ Status Session::prefill(const int32_t* tokens, size_t n, const LogitsCallback* e
 
 const float* Session::logits() const { return impl_->last_logits; }
 const float* Session::hidden() const { return impl_->hidden.data(); }
+
+Status Session::classify(float* probs) {
+  Impl& I = *impl_;
+  const size_t n = I.M->config.n_classes;
+  if (n == 0) return invalid_argument("classify: " + I.model->path() + " has no classifier head");
+  if (I.n_past == 0) return invalid_argument("classify: run prefill() on the input first");
+  std::lock_guard<std::mutex> lock(I.M->compute_mutex);
+  EMBER_RETURN_IF_ERROR(I.M->cls.run(1, I.hidden.data(), probs, I.pool->get(), *I.K, I.xq.data(), I.xs.data()));
+  I.K->softmax_f32(probs, n);
+  return Status::Ok();
+}
 size_t Session::n_past() const { return impl_->n_past; }
 size_t Session::n_ctx() const { return impl_->T; }
 size_t Session::n_vocab() const { return impl_->V; }

@@ -116,9 +116,12 @@ printf '1 2 9999' > "$T/badcalib.ids"
 expect_fail "calibration id out of range" "outside the vocabulary" "$Q" "$D/golden/gpt2" "$T/x.ember" --calib "$T/badcalib.ids"
 expect_fail "text calibration without tokenizer" "no tokenizer" "$Q" "$D/golden/gpt2" "$T/x.ember" --calib "$D/golden/nanogpt/text.txt"
 
-for tool in ember-generate ember-perplexity ember-inspect ember-quantize ember-bench; do
+for tool in ember-generate ember-perplexity ember-inspect ember-quantize ember-bench ember-classify; do
   "$B/$tool" --help > "$T/out" 2>&1 && grep -q "^usage: $tool" "$T/out" && ok || bad "$tool --help"
 done
+
+expect_fail "classify without a head" "no classifier head" "$B/ember-classify" -m "$M" --text "hello"
+expect_fail "classify eval needs a file" "--eval needs" "$B/ember-classify" -m "$M" --text "hello" --eval
 
 expect_ok "bench" "$B/ember-bench" -m "$T/nano8.ember" -p 8,64 -n 8 -t 1 -r 1 --json
 grep -q '"test": "pp8"' "$T/out" && grep -q '"test": "tg8"' "$T/out" && ok || bad "bench json lacks results: $(cat "$T/out")"

@@ -1,0 +1,38 @@
+// ember/classify.h - GPT-1 style task classification on the runtime.
+//
+//   auto info = ember::classifier_info(*model);                 // labels and special tokens
+//   auto ids = ember::classifier_input(*model, *info, "Free entry in a wkly comp...");
+//   session->reset(); session->prefill(ids->data(), ids->size());
+//   std::vector<float> p(info->labels.size()); session->classify(p.data());
+//
+// The GPT-1 input transformation: [start] + text tokens + [extract]; the classifier reads the final
+// hidden state of the extract token. A model with a classifier head (config n_classes > 0) records
+// in its metadata:
+//   classifier.labels      label names in class order, comma-separated ("ham,spam")
+//   classifier.start_id    token id of the start token (absent or -1: none)
+//   classifier.extract_id  token id of the extract token (absent or -1: none; the last text token is read)
+// Text longer than n_ctx keeps its first tokens. Thread safety: pure functions of the model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ember/model.h"
+#include "ember/status.h"
+
+namespace ember {
+
+struct ClassifierInfo {
+  std::vector<std::string> labels;  // n_classes names
+  int32_t start_id = -1;
+  int32_t extract_id = -1;
+};
+
+// Fails when the model has no classifier head or its metadata is inconsistent (names the key).
+Result<ClassifierInfo> classifier_info(const Model& model);
+// Token ids for one text (never empty, at most n_ctx).
+Result<std::vector<int32_t>> classifier_input(const Model& model, const ClassifierInfo& info, std::string_view text);
+
+}  // namespace ember

@@ -1,0 +1,59 @@
+#include "ember/classify.h"
+
+#include <cstdlib>
+
+namespace ember {
+
+namespace {
+Result<int32_t> id_from(const Model& m, const char* key) {
+  auto it = m.metadata().find(key);
+  if (it == m.metadata().end()) return -1;
+  char* end = nullptr;
+  const long v = std::strtol(it->second.c_str(), &end, 10);
+  if (it->second.empty() || *end != '\0' || v < -1 || v >= static_cast<long>(m.config().n_vocab))
+    return invalid_file(m.path() + ": metadata " + key + " = '" + it->second + "' is not a token id of this model");
+  return static_cast<int32_t>(v);
+}
+}  // namespace
+
+Result<ClassifierInfo> classifier_info(const Model& m) {
+  const uint32_t n = m.config().n_classes;
+  if (n == 0) return invalid_argument(m.path() + " has no classifier head (n_classes is 0)");
+  ClassifierInfo info;
+  auto it = m.metadata().find("classifier.labels");
+  if (it != m.metadata().end()) {
+    size_t a = 0;
+    const std::string& s = it->second;
+    while (a <= s.size()) {
+      size_t b = s.find(',', a);
+      if (b == std::string::npos) b = s.size();
+      info.labels.push_back(s.substr(a, b - a));
+      a = b + 1;
+    }
+    if (info.labels.size() != n)
+      return invalid_file(m.path() + ": metadata classifier.labels names " + std::to_string(info.labels.size()) +
+                          " labels, the head has " + std::to_string(n) + " classes");
+  } else {
+    for (uint32_t i = 0; i < n; ++i) info.labels.push_back(std::to_string(i));
+  }
+  EMBER_ASSIGN_OR_RETURN(info.start_id, id_from(m, "classifier.start_id"));
+  EMBER_ASSIGN_OR_RETURN(info.extract_id, id_from(m, "classifier.extract_id"));
+  return info;
+}
+
+Result<std::vector<int32_t>> classifier_input(const Model& m, const ClassifierInfo& info, std::string_view text) {
+  if (m.tokenizer().kind() == TokenizerKind::kNone) return invalid_argument(m.path() + " has no tokenizer");
+  EMBER_ASSIGN_OR_RETURN(std::vector<int32_t> body, m.tokenizer().encode(text));
+  const size_t extra = (info.start_id >= 0) + (info.extract_id >= 0);
+  const size_t room = m.config().n_ctx - extra;
+  if (body.size() > room) body.resize(room);
+  std::vector<int32_t> ids;
+  ids.reserve(body.size() + extra);
+  if (info.start_id >= 0) ids.push_back(info.start_id);
+  ids.insert(ids.end(), body.begin(), body.end());
+  if (info.extract_id >= 0) ids.push_back(info.extract_id);
+  if (ids.empty()) return invalid_argument("classify: the text is empty and the model has no start or extract token");
+  return ids;
+}
+
+}  // namespace ember
