@@ -1,0 +1,67 @@
+// One loaded model shared by sessions in 4 threads: each gets exactly what it gets running alone.
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "ember/convert.h"
+#include "ember/model.h"
+#include "ember/quantize.h"
+#include "ember/sampler.h"
+#include "ember/session.h"
+#include "test_paths.h"
+
+namespace {
+
+std::shared_ptr<const ember::Model> load(const std::string& name, bool int8) {
+  auto spec = ember::import_model(ember_test::data_dir() + "/golden/" + name);
+  REQUIRE(spec.ok());
+  if (int8) REQUIRE(ember::quantize_model(*spec, {}).ok());
+  const std::string p = ember_test::temp_dir() + "/ember_threads_" + name + (int8 ? "8" : "") + ".ember";
+  REQUIRE(ember::write_model_file(*spec, p).ok());
+  auto m = ember::Model::load(p);
+  REQUIRE(m.ok());
+  std::remove(p.c_str());
+  return *m;
+}
+
+// Samples `n` tokens (seeded) after a prompt; returns the tokens and the final logits.
+std::pair<std::vector<int32_t>, std::vector<float>> run(std::shared_ptr<const ember::Model> m, uint64_t seed, uint32_t threads) {
+  ember::SessionOptions so;
+  so.n_threads = threads;
+  auto s = ember::Session::create(m, so);
+  if (!s.ok()) return {};
+  ember::SamplerParams sp;
+  sp.seed = seed;
+  auto sampler = ember::Sampler::create(sp, m->config().n_vocab);
+  std::vector<int32_t> hist = {static_cast<int32_t>(seed % 7), 3, 5};
+  if (!(*s)->prefill(hist.data(), hist.size()).ok()) return {};
+  while (hist.size() < m->config().n_ctx) {
+    hist.push_back(sampler->sample((*s)->logits(), hist.data(), hist.size()));
+    if (hist.size() < m->config().n_ctx && !(*s)->decode(hist.back()).ok()) return {};
+  }
+  return {hist, std::vector<float>((*s)->logits(), (*s)->logits() + m->config().n_vocab)};
+}
+
+}  // namespace
+
+TEST_CASE("4 threads sharing one model each match their solo run") {
+  for (bool int8 : {false, true}) {
+    CAPTURE(int8);
+    auto m = load("gpt2", int8);
+    std::vector<std::pair<std::vector<int32_t>, std::vector<float>>> solo(4), shared(4);
+    for (uint64_t i = 0; i < 4; ++i) solo[i] = run(m, 100 + i, 1);
+    std::vector<std::thread> ts;
+    for (uint64_t i = 0; i < 4; ++i)
+      ts.emplace_back([&, i] {
+        for (int rep = 0; rep < 2; ++rep) shared[i] = run(m, 100 + i, i == 0 ? 2 : 1);  // one with a 2-thread pool
+      });
+    for (auto& t : ts) t.join();
+    for (size_t i = 0; i < 4; ++i) {
+      CAPTURE(i);
+      REQUIRE(!solo[i].first.empty());
+      CHECK(shared[i].first == solo[i].first);
+      CHECK(shared[i].second == solo[i].second);
+    }
+    CHECK(solo[0].first != solo[1].first);  // the seeds really differ
+  }
+}
