@@ -23,6 +23,12 @@ const char* activation_name(Activation a);
 const char* dtype_name(DType d);
 size_t dtype_size(DType d);
 
+// Element conversions: F16 is IEEE half (exact, subnormals included; f32_to_f16 rounds to nearest
+// even), BF16 is bfloat16.
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+float bf16_to_f32(uint16_t h);
+
 struct ModelConfig {
   uint32_t n_vocab = 0;
   uint32_t n_ctx = 0;    // maximum sequence length (learned positions)

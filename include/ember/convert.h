@@ -57,11 +57,6 @@ Status write_model_file(const ModelSpec& spec, const std::string& path);
 Result<Tokenizer> load_gpt2_tokenizer(const std::string& vocab_json_path, const std::string& merges_path);
 Result<Tokenizer> load_char_tokenizer(const std::string& path);
 
-// Converts tensor element types. F16/BF16 are IEEE half / bfloat16, little-endian.
-float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);
-float bf16_to_f32(uint16_t h);
-
 // Writes `bytes` to `path` atomically (path.tmp, fsync, rename). Used for every file ember writes.
 Status write_file_atomic(const std::string& path, const void* bytes, size_t size);
 

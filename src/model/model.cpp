@@ -12,31 +12,6 @@
 
 namespace ember {
 
-namespace {
-
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {  // subnormal: normalise
-    exp = 113;
-    while (!(mant & 0x400)) {
-      mant <<= 1;
-      --exp;
-    }
-    bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-}  // namespace
 
 Result<const float*> Model::Impl::f32(const std::string& name) {
   auto cached = owned.find(name);
@@ -50,7 +25,7 @@ Result<const float*> Model::Impl::f32(const std::string& name) {
     case DType::kF16: {
       std::vector<float> v(n);
       const uint8_t* p = t->data;
-      for (uint64_t i = 0; i < n; ++i) v[i] = half_to_float(static_cast<uint16_t>(p[2 * i] | (p[2 * i + 1] << 8)));
+      for (uint64_t i = 0; i < n; ++i) v[i] = f16_to_f32(static_cast<uint16_t>(p[2 * i] | (p[2 * i + 1] << 8)));
       return (owned[name] = std::move(v)).data();
     }
     case DType::kI8: {

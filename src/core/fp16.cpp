@@ -1,7 +1,7 @@
 // IEEE binary16 / bfloat16 <-> binary32, bit-exact and independent of the host's FP16 support.
 #include <cstring>
 
-#include "ember/convert.h"
+#include "ember/config.h"
 
 namespace ember {
 
