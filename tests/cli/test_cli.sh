@@ -84,6 +84,15 @@ head -c 8 /dev/zero >> "$T/lie/model.safetensors"
 expect_fail "lying safetensors header" "transformer.wte.weight" "$B/ember-quantize" "$T/lie" "$T/lie.ember"
 [[ ! -e "$T/lie.ember" ]] && ok || bad "failed quantize left an output file"
 ls "$T"/lie.ember.tmp* >/dev/null 2>&1 && bad "failed quantize left a temporary" || ok
+# A full disk (here a file-size limit, with SIGXFSZ ignored so writes fail with EFBIG): the error is
+# reported, the previous file at OUTPUT is untouched and no temporary is left.
+printf 'previous model' > "$T/kept.ember"
+( ulimit -f 64; trap '' XFSZ; "$B/ember-quantize" "$D/golden/nanogpt" "$T/kept.ember" --type f32 ) >"$T/out" 2>"$T/err"
+rc=$?
+[[ $rc -eq 1 ]] && grep -q "previous file, if any, is unchanged" "$T/err" && ok || bad "full disk: exit $rc, $(cat "$T/err")"
+[[ "$(cat "$T/kept.ember")" == "previous model" ]] && ok || bad "full disk damaged the previous file"
+ls "$T"/kept.ember.* >/dev/null 2>&1 && bad "full disk left a temporary" || ok
+
 expect_fail "quantize bad type" "not supported" "$B/ember-quantize" "$D/golden/nanogpt" "$T/x.ember" --type q4
 
 # Perplexity: the tool's number equals the numpy reference (golden.json text_ppl, ctx 32).
