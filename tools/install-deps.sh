@@ -2,6 +2,9 @@
 # Installs every Debian 12 package that ember's build and tests need. Safe to run again.
 #   tools/install-deps.sh          build + test dependencies
 #   tools/install-deps.sh --dev    also the tools that regenerate golden test data (python3-numpy)
+#   tools/install-deps.sh --cross  also the aarch64 cross compiler and qemu-user, which tools/test.sh
+#                                  uses to build for 64-bit ARM and run the tests under emulation
+# (the aarch64 libraries are not installed: platforms/make-sysroot-aarch64.sh unpacks them)
 set -euo pipefail
 
 pkgs=(
@@ -12,9 +15,13 @@ pkgs=(
   nlohmann-json3-dev                               # host side: config.json, vocab.json, safetensors headers
   doctest-dev                                      # unit tests
 )
-if [[ "${1:-}" == "--dev" ]]; then
-  pkgs+=(python3-numpy)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --dev) pkgs+=(python3-numpy) ;;
+    --cross) pkgs+=(g++-aarch64-linux-gnu qemu-user) ;;
+    *) echo "install-deps: unknown option $arg (--dev, --cross)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,7 +2,7 @@
 // Every entry has a plain scalar reference (kernels/ref) that is the test oracle and the fallback;
 // ISA versions (kernels/avx2, kernels/neon) are drop-ins tested against it.
 //
-//   const ember::Kernels& K = ember::kernels();          // "avx2" on an AVX2+FMA x86-64, else "ref"
+//   const ember::Kernels& K = ember::kernels();   // "avx2" on AVX2+FMA x86-64, "neondot"/"neon" on AArch64, else "ref"
 //   K.quantize_rows_q8(x, batch, in, xq, xs);             // x (batch, in) f32 -> xq int8, xs (batch)
 //   ember::gemm_q8_parallel(pool, K, {xq, xs, w, ws, bias, y, batch, in, out});  // kernels/gemm_q8.h
 //
@@ -23,7 +23,7 @@ namespace ember {
 // The sum is exact int32 arithmetic; the float epilogue is exactly the expression above (one product,
 // one conversion, one fused multiply-add), so every implementation returns bit-identical y.
 // Preconditions: every w and xq value in [-127, 127] (symmetric quantization: -128 is never produced by
-// quantize_rows_q8 and must not appear in weights; the AVX2 sign trick relies on it);
+// quantize_rows_q8 and must not appear in weights; the AVX2 sign trick and the NEON int16 pair sums rely on it);
 // in <= 133144 so that |sum| <= 127 * 127 * in fits int32. No alignment is required (model weights
 // are 64-byte aligned rows of the mmap; they are read in place, never repacked).
 struct GemmQ8Args {
@@ -37,7 +37,7 @@ struct GemmQ8Args {
 };
 
 struct Kernels {
-  const char* name;  // "ref", "avx2", "neon"
+  const char* name;  // "ref", "avx2", "neon", "neondot"
   // y = (x - mean) / sqrt(var + eps) * g + b over n elements (population variance).
   void (*layernorm_f32)(const float* x, const float* g, const float* b, float* y, size_t n, float eps);
   // In place, n elements.

@@ -1,5 +1,5 @@
 // The SIMD tables of a build without any: `-Dkernels=ref`, or a CPU family whose kernels are not
-// written yet (NEON comes later). kernels() then returns the reference.
+// written yet. kernels() then returns the reference.
 #include "kernels/kernels.h"
 
 namespace ember {

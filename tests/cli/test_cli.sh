@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
 # Command-line behaviour of the tools: a working path, and every bad input of issue 2 giving a clear
-# one-line error and a non-zero exit (never a crash). Usage: test_cli.sh BUILD_DIR TEST_DATA_DIR
+# one-line error and a non-zero exit (never a crash).
+#   test_cli.sh BUILD_DIR TEST_DATA_DIR [EXE_WRAPPER...]
+# EXE_WRAPPER: for a cross build, the command that runs the target's programs (tests/meson.build passes
+# the arch layer's, e.g. qemu-aarch64 -L /usr/aarch64-linux-gnu ...); every tool then runs through it.
 set -u
 B=$1/tools
 D=$2
+shift 2
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+if [[ $# -gt 0 ]]; then
+  # One launcher per tool, so that every "$B/tool" below runs through the wrapper. exec keeps exit
+  # codes and signals (qemu-user re-raises the guest's fatal signal) as the tests expect them.
+  mkdir "$T/bin"
+  for exe in "$B"/ember-*; do
+    [[ -f $exe && -x $exe ]] || continue
+    { echo '#!/usr/bin/env bash'; printf 'exec'; printf ' %q' "$@" "$exe"; echo ' "$@"'; } > "$T/bin/${exe##*/}"
+    chmod +x "$T/bin/${exe##*/}"
+  done
+  B=$T/bin
+  echo "cli: tools run through: $*"
+fi
 pass=0 fail=0
 
 ok()  { pass=$((pass + 1)); }
@@ -131,6 +147,18 @@ done
 
 expect_fail "classify without a head" "no classifier head" "$B/ember-classify" -m "$M" --text "hello"
 expect_fail "classify eval needs a file" "--eval needs" "$B/ember-classify" -m "$M" --text "hello" --eval
+
+# The default model gives the same tokens on every machine: the outputs below were written on x86-64
+# (AVX2) and are compared byte for byte, so a cross build run under qemu (tools/test.sh) checks its NEON
+# path against them. Logits are bit-identical across ISAs (kernels lane for lane the same, no implicit
+# FMA contraction: meson.build). After a deliberate change to the model, kernels or sampler, regenerate:
+#   build/tools/ember-generate -m models/shakespeare-char.ember -p "ROMEO:" -n 64 --temp 0 --json > tests/data/default_model_greedy64.json
+#   build/tools/ember-generate -m models/shakespeare-char.ember -p "ROMEO:" -n 400 --seed 1 --keep-going --json > tests/data/default_model_seed1.json
+DM=${EMBER_MODELS_DIR:-$D/../../models}/shakespeare-char.ember
+expect_ok "default model greedy 64" "$G" -m "$DM" -p "ROMEO:" -n 64 --temp 0 --json
+cmp -s "$T/out" "$D/default_model_greedy64.json" && ok || bad "default model greedy tokens differ from x86-64's: $(head -c 300 "$T/out")"
+expect_ok "default model seeded 400" "$G" -m "$DM" -p "ROMEO:" -n 400 --seed 1 --keep-going --json
+cmp -s "$T/out" "$D/default_model_seed1.json" && ok || bad "default model seeded tokens differ from x86-64's: $(head -c 300 "$T/out")"
 
 expect_ok "bench" "$B/ember-bench" -m "$T/nano8.ember" -p 8,64 -n 8 -t 1 -r 1 --json
 grep -q '"test": "pp8"' "$T/out" && grep -q '"test": "tg8"' "$T/out" && ok || bad "bench json lacks results: $(cat "$T/out")"

@@ -1,7 +1,10 @@
 // Kernel tier of the tests: every SIMD table this CPU runs (simd_kernels(): "avx2" on x86-64 with
-// AVX2+FMA) against the scalar reference on random shapes with odd tails, with the tolerances stated at
-// each check (u = 2^-24, the float unit roundoff); the int8 GEMM against the reference exactly and
-// against the float matmul within the quantization bound derived below; and the dispatch itself.
+// AVX2+FMA; "neondot" when the CPU has the dot product, and "neon", on AArch64) against the scalar
+// reference on random shapes with odd tails, with the tolerances stated at each check (u = 2^-24, the
+// float unit roundoff); the int8 GEMM against the reference exactly and against the float matmul within
+// the quantization bound derived below; every SIMD table against digests of the AVX2 results (the same
+// bits on every ISA); and the dispatch itself. Under qemu-aarch64 (tools/test.sh) QEMU_CPU chooses the
+// emulated CPU: the default "max" has the dot product, QEMU_CPU=cortex-a72 does not.
 #include <doctest/doctest.h>
 
 #include <cpuinfo.h>
@@ -9,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -21,6 +25,9 @@
 #include "core/threadpool.h"
 #include "kernels/gemm_q8.h"
 #include "kernels/kernels.h"
+#if defined(__aarch64__)
+#include "kernels/neon/kernels_neon.h"
+#endif
 
 namespace {
 
@@ -84,37 +91,52 @@ TEST_CASE("dispatch: one table, chosen once; EMBER_KERNELS=ref forces the refere
   MESSAGE("kernels() = " << std::string(ember::kernels().name) << ", simd tables on this CPU: " << simd.size());
 }
 
-TEST_CASE("dispatch: the AVX2 path runs on an AVX2+FMA x86-64 unless pinned to ref") {
-#if defined(__x86_64__)
+TEST_CASE("dispatch: the best SIMD table of this CPU runs (avx2 on x86-64, neon / neondot on AArch64) unless pinned to ref") {
   REQUIRE(cpuinfo_initialize());
-  const bool cpu_avx2 = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
+#if defined(__x86_64__)
+  const bool cpu_simd = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
+  const std::vector<std::string> want_tables = {"avx2"};
+  const char* const cpu_desc = "avx2+fma+f16c";
+#elif defined(__aarch64__)
+  // NEON is part of every AArch64 CPU; the dot product table comes first when the CPU has it and the
+  // build has it (not for a CPU layer naming a CPU without it, src/meson.build).
+  const bool cpu_simd = true;
+  const bool dot = cpuinfo_has_arm_neon_dot() && ember::neondot_kernels() != nullptr;
+  const std::vector<std::string> want_tables = dot ? std::vector<std::string>{"neondot", "neon"} : std::vector<std::string>{"neon"};
+  const char* const cpu_desc = cpuinfo_has_arm_neon_dot() ? (dot ? "neon+dotprod" : "neon+dotprod, not in this build") : "neon";
+#else
+  const bool cpu_simd = false;
+  const std::vector<std::string> want_tables;
+  const char* const cpu_desc = "no SIMD kernels for this CPU family";
+#endif
   const std::string option = build_kernels_option();
   const char* env = std::getenv("EMBER_KERNELS");
   const bool forced_ref = env && std::string(env) == "ref";
-  MESSAGE("cpu avx2+fma+f16c: " << cpu_avx2 << ", -Dkernels=" << option << ", EMBER_KERNELS="
-                                << std::string(env ? env : "(unset)") << ", kernels() = " << std::string(ember::kernels().name));
-  if (!cpu_avx2 || option == "ref" || forced_ref) {
-    CHECK(std::string(ember::kernels().name) == "ref");  // x86-64 has no other table yet
+  MESSAGE("cpu: " << std::string(cpu_desc) << " (simd " << cpu_simd << "), -Dkernels=" << option << ", EMBER_KERNELS="
+                  << std::string(env ? env : "(unset)") << ", kernels() = " << std::string(ember::kernels().name));
+  if (!cpu_simd || option == "ref" || forced_ref) {
+    CHECK(std::string(ember::kernels().name) == "ref");
     return;
   }
   // meson test sets EMBER_BUILD_DIR. Run by hand the option is unknown: then only a build that compiled
-  // the AVX2 table is held to it.
+  // SIMD tables is held to them.
   if (option.empty()) {
     MESSAGE("EMBER_BUILD_DIR unset: the build's -Dkernels option is unknown");
     if (ember::simd_kernels().empty()) return;
   }
-  REQUIRE(std::string(ember::kernels().name) == "avx2");
+  std::vector<std::string> names;
+  for (const Kernels* k : ember::simd_kernels()) names.push_back(k->name);
+  CHECK(names == want_tables);
+  REQUIRE(std::string(ember::kernels().name) == want_tables.front());
   // The pointers themselves, not only the label, are not the reference's.
-  const Kernels& K = ember::kernels();
-  CHECK((K.gemm_q8 != ref().gemm_q8));
-  CHECK((K.gemm_q8_tile != ref().gemm_q8_tile));
-  CHECK((K.quantize_rows_q8 != ref().quantize_rows_q8));
-  CHECK((K.softmax_f32 != ref().softmax_f32));
-  CHECK((K.layernorm_f32 != ref().layernorm_f32));
-#else
-  MESSAGE("not an x86-64 build: no AVX2 table expected");
-  CHECK(ember::simd_kernels().empty());
-#endif
+  for (const Kernels* K : ember::simd_kernels()) {
+    CAPTURE(std::string(K->name));
+    CHECK((K->gemm_q8 != ref().gemm_q8));
+    CHECK((K->gemm_q8_tile != ref().gemm_q8_tile));
+    CHECK((K->quantize_rows_q8 != ref().quantize_rows_q8));
+    CHECK((K->softmax_f32 != ref().softmax_f32));
+    CHECK((K->layernorm_f32 != ref().layernorm_f32));
+  }
 }
 
 TEST_CASE("simd f32 kernels: relu and add equal the reference bit for bit") {
@@ -519,5 +541,97 @@ TEST_CASE("gemm_q8 against the float matmul: within the derived quantization bou
         CHECK(ms < 1.5);
       }
     }
+  }
+}
+
+namespace {
+
+// Inputs made by integer arithmetic only, k * 2^-e for uniform integers k (std::normal_distribution goes
+// through libm's log, which may round differently on another ISA).
+std::vector<float> exact_floats(size_t n, std::mt19937& rng, int e, float offset = 0.0f) {
+  std::vector<float> v(n);
+  for (float& x : v) x = std::ldexp(static_cast<float>(static_cast<int32_t>(rng() % 2097153) - 1048576), -e) + offset;
+  return v;
+}
+
+struct Fnv {
+  uint64_t h = 1469598103934665603ull;
+  void add(const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ull;
+  }
+  template <class T>
+  void add(const std::vector<T>& v) { add(v.data(), v.size() * sizeof(T)); }
+};
+
+// One FNV-1a digest per kernel of its outputs on every size of sizes().
+std::vector<std::pair<std::string, uint64_t>> kernel_digests(const Kernels& K) {
+  Fnv relu, gelu_tanh, gelu_erf, softmax, dot, axpy, add, layernorm, quant;
+  std::mt19937 rng(77);
+  for (size_t n : sizes()) {
+    const std::vector<float> x = exact_floats(n, rng, 17), y = exact_floats(n, rng, 18);  // |x| <= 8, |y| <= 4
+    std::vector<float> v = x;
+    K.relu_f32(v.data(), n);
+    relu.add(v);
+    v = x;
+    K.gelu_tanh_f32(v.data(), n);
+    gelu_tanh.add(v);
+    v = x;
+    K.gelu_erf_f32(v.data(), n);
+    gelu_erf.add(v);
+    v = exact_floats(n, rng, 15);  // |v| <= 32: softmax over a wide range of exponents
+    K.softmax_f32(v.data(), n);
+    softmax.add(v);
+    const float d = K.dot_f32(x.data(), y.data(), n);
+    dot.add(&d, sizeof d);
+    v = y;
+    K.axpy_f32(0.37f, x.data(), v.data(), n);
+    axpy.add(v);
+    v = y;
+    K.add_f32(x.data(), v.data(), n);
+    add.add(v);
+    const std::vector<float> xm = exact_floats(n, rng, 17, 1000.0f);  // mean far from 0
+    std::vector<float> out(n);
+    for (const std::vector<float>* in : {&x, &xm}) {
+      K.layernorm_f32(in->data(), y.data(), x.data(), out.data(), n, 1e-5f);
+      layernorm.add(out);
+    }
+    std::vector<int8_t> q(3 * n);
+    std::vector<float> s(3), xq = exact_floats(3 * n, rng, 17);
+    K.quantize_rows_q8(xq.data(), 3, n, q.data(), s.data());
+    quant.add(q);
+    quant.add(s);
+  }
+  return {{"relu", relu.h},       {"gelu_tanh", gelu_tanh.h}, {"gelu_erf", gelu_erf.h},
+          {"softmax", softmax.h}, {"dot", dot.h},             {"axpy", axpy.h},
+          {"add", add.h},         {"layernorm", layernorm.h}, {"quantize_rows_q8", quant.h}};
+}
+
+}  // namespace
+
+TEST_CASE("simd kernels give the same bits on every ISA: avx2 = neon = neondot (digests of the AVX2 results)") {
+  // The NEON kernels are lane-for-lane transcriptions of the AVX2 ones (src/kernels/neon/kernels_neon.h),
+  // so a model computes the same logits on an ARM board as on an AVX2 x86-64. These digests were made by
+  // the avx2 table on x86-64; a kernel change that alters them must change every ISA's version alike,
+  // and then the new digests (printed below) go here.
+  const std::vector<std::pair<std::string, uint64_t>> want = {
+      {"relu", 0x57e5cbbeba80c411ull},     {"gelu_tanh", 0x0258734644f5ec07ull}, {"gelu_erf", 0xd77e962a80f879c9ull},
+      {"softmax", 0x5d2f1be04177b531ull},  {"dot", 0x850ba8a464b4cfd7ull},       {"axpy", 0xf825ef8adc88061aull},
+      {"add", 0xe6f83917ca61b263ull},      {"layernorm", 0x5eee27458bf9baf1ull}, {"quantize_rows_q8", 0x765544d6224830eeull}};
+  const std::vector<const Kernels*> simd = ember::simd_kernels();
+  if (simd.empty()) MESSAGE("no SIMD table on this CPU / build: nothing to compare");
+  for (const Kernels* K : simd) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    const auto got = kernel_digests(*K);
+    REQUIRE(got.size() == want.size());
+    std::string listing;
+    for (size_t i = 0; i < got.size(); ++i) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "{\"%s\", 0x%016llxull}, ", got[i].first.c_str(), static_cast<unsigned long long>(got[i].second));
+      listing += buf;
+      CAPTURE(got[i].first);
+      CHECK(got[i].second == want[i].second);
+    }
+    MESSAGE(kname << " digests: " << listing);
   }
 }

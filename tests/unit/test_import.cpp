@@ -287,7 +287,14 @@ TEST_CASE("f32_to_f16 rounds to nearest even and round-trips every half") {
   CHECK(std::isnan(ember::f16_to_f32(ember::f32_to_f16(low_nan))));
 }
 
-#if defined(__FLT16_MANT_DIG__)
+// The compiler's own IEEE binary16: _Float16 (GCC 12 has it in C++ on x86-64 only), __fp16 on AArch64
+// (converted by the fcvt instruction, round to nearest even, as _Float16).
+#if defined(__aarch64__)
+#define EMBER_NATIVE_F16 __fp16
+#elif defined(__FLT16_MANT_DIG__)
+#define EMBER_NATIVE_F16 _Float16
+#endif
+#if defined(EMBER_NATIVE_F16)
 TEST_CASE("f32_to_f16 agrees with the compiler's _Float16 on random floats") {
   std::mt19937 rng(7);
   for (int i = 0; i < 2000000; ++i) {
@@ -296,7 +303,7 @@ TEST_CASE("f32_to_f16 agrees with the compiler's _Float16 on random floats") {
     float f;
     std::memcpy(&f, &u, 4);
     if (std::isnan(f)) continue;
-    const _Float16 h = static_cast<_Float16>(f);
+    const EMBER_NATIVE_F16 h = static_cast<EMBER_NATIVE_F16>(f);
     uint16_t hb;
     std::memcpy(&hb, &h, 2);
     if (ember::f32_to_f16(f) != hb) FAIL("f32 0x" << std::hex << u << ": got " << ember::f32_to_f16(f) << ", want " << hb);
