@@ -1,0 +1,395 @@
+#include "train/ops.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define EMBER_TRAIN_AVX2 1
+#endif
+
+#include <cmath>
+#include <cstring>
+
+#include "train/gemm_f32.h"
+
+namespace ember {
+namespace train {
+
+namespace {
+
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kInvSqrt2Pi = 0.3989422804014327f;
+constexpr size_t kRowTile = 16;      // rows per task for row-wise ops
+constexpr size_t kElemTile = 16384;  // elements per task for elementwise ops
+
+template <class F>
+void parallel_tiles(pthreadpool_t pool, size_t n, size_t tile, const F& f) {
+  pthreadpool_parallelize_1d_tile_1d(pool, f, n, tile, 0);
+}
+
+// ---- activation derivatives -------------------------------------------------------------------------
+// Scalar: exact formulas (the fallback and the definition the AVX2 path is tested against).
+float gelu_tanh_grad(float x) {
+  const double xd = x, u = kSqrt2OverPi * (xd + 0.044715 * xd * xd * xd);
+  const double t = std::tanh(u), du = kSqrt2OverPi * (1.0 + 3.0 * 0.044715 * xd * xd);
+  return static_cast<float>(0.5 * (1.0 + t) + 0.5 * xd * (1.0 - t * t) * du);
+}
+float gelu_erf_grad(float x) {
+  const double xd = x;
+  return static_cast<float>(0.5 * std::erfc(-xd * 0.7071067811865476) + xd * kInvSqrt2Pi * std::exp(-0.5 * xd * xd));
+}
+
+#if EMBER_TRAIN_AVX2
+// AVX2: GELU's smooth factor is recovered from the forward's output, s = out / inp (for tanh-GELU
+// out = x * sigmoid(2u); for erf-GELU out = x * Phi(x)), which saves a tanh / erf per element; near
+// x = 0, where the quotient loses accuracy, s takes its limit 1/2.
+__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.336544750553109f);
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.6931471824645996f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-1.9046542999577679e-9f), r);
+  __m256 p = _mm256_set1_ps(0.0013941108433972675f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.0083751263981533357f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.041666352896775157f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.16666415514653275f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.50000000471177577f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0000000377162138f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y);
+}
+
+__attribute__((target("avx2,fma"))) void gelu_backward_avx2(bool erf, float* dinp, const float* dout,
+                                                            const float* inp, const float* out, size_t n) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), tiny = _mm256_set1_ps(1e-6f);
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(inp + i);
+    const __m256 small = _mm256_cmp_ps(_mm256_and_ps(x, absmask), tiny, _CMP_LT_OQ);
+    const __m256 s = _mm256_blendv_ps(_mm256_div_ps(_mm256_loadu_ps(out + i), x), half, small);
+    __m256 d;
+    if (erf) {  // Phi(x) + x phi(x)
+      const __m256 phi = _mm256_mul_ps(_mm256_set1_ps(kInvSqrt2Pi), exp8(_mm256_mul_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(-0.5f))));
+      d = _mm256_fmadd_ps(x, phi, s);
+    } else {  // s + x s (1 - s) 2 k (1 + 3 * 0.044715 x^2)
+      const __m256 du = _mm256_fmadd_ps(_mm256_set1_ps(2.0f * kSqrt2OverPi * 3.0f * 0.044715f), _mm256_mul_ps(x, x),
+                                        _mm256_set1_ps(2.0f * kSqrt2OverPi));
+      d = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(x, s), _mm256_sub_ps(one, s)), du, s);
+    }
+    _mm256_storeu_ps(dinp + i, _mm256_mul_ps(d, _mm256_loadu_ps(dout + i)));
+  }
+  for (; i < n; ++i) dinp[i] = (erf ? gelu_erf_grad(inp[i]) : gelu_tanh_grad(inp[i])) * dout[i];
+}
+#endif
+
+inline uint64_t mix64(uint64_t z) {  // splitmix64's finalizer
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+// ---- embedding ------------------------------------------------------------------------------------------
+
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, size_t B, size_t T,
+                       size_t C) {
+  for (size_t b = 0; b < B; ++b)
+    for (size_t t = 0; t < T; ++t) {
+      float* o = out + (b * T + t) * C;
+      const float* e = wte + static_cast<size_t>(tokens[b * T + t]) * C;
+      const float* p = wpe + t * C;
+      for (size_t i = 0; i < C; ++i) o[i] = e[i] + p[i];
+    }
+}
+
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, size_t B, size_t T,
+                        size_t C) {
+  // Serial: rows with the same token add into the same dwte row, in a fixed order.
+  for (size_t b = 0; b < B; ++b)
+    for (size_t t = 0; t < T; ++t) {
+      const float* d = dout + (b * T + t) * C;
+      float* de = dwte + static_cast<size_t>(tokens[b * T + t]) * C;
+      float* dp = dwpe + t * C;
+      for (size_t i = 0; i < C; ++i) {
+        de[i] += d[i];
+        dp[i] += d[i];
+      }
+    }
+}
+
+// ---- layer norm -----------------------------------------------------------------------------------------
+
+void layernorm_forward(const OpContext& ctx, float* out, float* mean, float* rstd, const float* inp, const float* g,
+                       const float* b, size_t N, size_t C, float eps) {
+  parallel_tiles(ctx.pool, N, kRowTile, [&](size_t r0, size_t nr) {
+    for (size_t r = r0; r < r0 + nr; ++r) {
+      const float* x = inp + r * C;
+      // Statistics in double as the kernels do; the output itself comes from the kernel table.
+      double m = 0.0;
+      for (size_t i = 0; i < C; ++i) m += x[i];
+      m /= static_cast<double>(C);
+      double v = 0.0;
+      for (size_t i = 0; i < C; ++i) v += (x[i] - m) * (x[i] - m);
+      v /= static_cast<double>(C);
+      mean[r] = static_cast<float>(m);
+      rstd[r] = static_cast<float>(1.0 / std::sqrt(v + eps));
+      ctx.K->layernorm_f32(x, g, b, out + r * C, C, eps);
+    }
+  });
+}
+
+size_t layernorm_backward_scratch_floats(size_t N, size_t C) { return (N + kRowTile - 1) / kRowTile * 2 * C; }
+
+void layernorm_backward(const OpContext& ctx, float* dinp, bool accumulate, float* dg, float* db, const float* dout,
+                        const float* inp, const float* g, const float* mean, const float* rstd, size_t N, size_t C) {
+  // Per row: dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat)), dn = dy * g; per chunk of rows the
+  // partial sums of dy * xhat and dy (the gain and bias gradients), reduced in chunk order below.
+  float* part = ctx.scratch;
+  parallel_tiles(ctx.pool, N, kRowTile, [&](size_t r0, size_t nr) {
+    float* pg = part + (r0 / kRowTile) * 2 * C;
+    float* pb = pg + C;
+    for (size_t i = 0; i < C; ++i) pg[i] = pb[i] = 0.0f;
+    for (size_t r = r0; r < r0 + nr; ++r) {
+      const float* x = inp + r * C;
+      const float* dy = dout + r * C;
+      float* dx = dinp + r * C;
+      const float m = mean[r], s = rstd[r];
+      float sum_dn = 0.0f, sum_dnx = 0.0f;
+      for (size_t i = 0; i < C; ++i) {
+        const float xh = (x[i] - m) * s;
+        const float dn = dy[i] * g[i];
+        sum_dn += dn;
+        sum_dnx += dn * xh;
+        pg[i] += dy[i] * xh;
+        pb[i] += dy[i];
+      }
+      const float mdn = sum_dn / static_cast<float>(C), mdnx = sum_dnx / static_cast<float>(C);
+      for (size_t i = 0; i < C; ++i) {
+        const float v = s * (dy[i] * g[i] - mdn - (x[i] - m) * s * mdnx);
+        dx[i] = accumulate ? dx[i] + v : v;
+      }
+    }
+  });
+  for (size_t r0 = 0; r0 < N; r0 += kRowTile) {
+    const float* pg = part + (r0 / kRowTile) * 2 * C;
+    ctx.K->add_f32(pg, dg, C);
+    ctx.K->add_f32(pg + C, db, C);
+  }
+}
+
+// ---- linear ---------------------------------------------------------------------------------------------
+
+void pack_linear_weight(const float* w, size_t IC, size_t OC, float* w_packed, float* w_packed_dx) {
+  gemm_pack_b(IC, OC, MatRef{w, 1, IC}, w_packed);
+  if (w_packed_dx) gemm_pack_b(OC, IC, MatRef{w, IC, 1}, w_packed_dx);
+}
+
+void linear_forward(const OpContext& ctx, float* out, const float* inp, const float* w, const float* b, size_t N,
+                    size_t IC, size_t OC, const float* w_packed) {
+  if (w_packed) gemm_f32_packed(ctx.pool, N, OC, IC, MatRef{inp, IC, 1}, w_packed, b, out, OC, false);
+  else gemm_f32(ctx.pool, N, OC, IC, MatRef{inp, IC, 1}, MatRef{w, 1, IC}, b, out, OC, false, ctx.pack);
+}
+
+void linear_backward(const OpContext& ctx, float* dinp, bool accumulate, float* dw, float* db, const float* dout,
+                     const float* inp, const float* w, size_t N, size_t IC, size_t OC, const float* w_packed_dx) {
+  if (dinp) {
+    if (w_packed_dx) gemm_f32_packed(ctx.pool, N, IC, OC, MatRef{dout, OC, 1}, w_packed_dx, nullptr, dinp, IC, accumulate);
+    else gemm_f32(ctx.pool, N, IC, OC, MatRef{dout, OC, 1}, MatRef{w, IC, 1}, nullptr, dinp, IC, accumulate, ctx.pack);
+  }
+  // dW rows are output channels; the bias gradient (row sums of dout^T) comes with them.
+  gemm_f32(ctx.pool, OC, IC, N, MatRef{dout, 1, OC}, MatRef{inp, IC, 1}, nullptr, dw, IC, true, ctx.pack, db);
+}
+
+// ---- attention ------------------------------------------------------------------------------------------
+
+namespace {
+struct AttnScratch {
+  float *pd, *dp, *pack;  // dropped probabilities (T, T), their gradient (T, T), packed K^T / V^T
+};
+size_t attn_task_floats(size_t T, size_t D) {
+  const size_t a = gemm_pack_floats(D, T), b = gemm_pack_floats(T, D);
+  return 2 * T * T + (a > b ? a : b);
+}
+AttnScratch attn_scratch(float* base, size_t task, size_t T, size_t D) {
+  float* p = base + task * attn_task_floats(T, D);
+  return {p, p + T * T, p + 2 * T * T};
+}
+}  // namespace
+
+size_t attention_scratch_floats(size_t B, size_t T, size_t C, size_t H) { return B * H * attn_task_floats(T, C / H); }
+
+void attention_forward(const OpContext& ctx, float* out, float* att, const float* qkv, const uint8_t* mask,
+                       float p_drop, size_t B, size_t T, size_t C, size_t H) {
+  const size_t D = C / H, C3 = 3 * C;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const float keep_scale = mask ? 1.0f / (1.0f - p_drop) : 1.0f;
+  const Kernels& K = *ctx.K;
+  pthreadpool_parallelize_2d(ctx.pool, [&](size_t b, size_t h) {
+    const size_t task = b * H + h;
+    const AttnScratch S = attn_scratch(ctx.scratch, task, T, D);
+    const float* q = qkv + b * T * C3 + h * D;  // (T, D), rows 3C apart; k and v follow at +C, +2C
+    float* a = att + task * T * T;              // (T, T)
+    // Scores for every (t, s); the causal part s <= t is kept (computing the rest costs less than
+    // splitting the product).
+    gemm_f32(nullptr, T, T, D, MatRef{q, C3, 1}, MatRef{q + C, 1, C3}, nullptr, a, T, false, S.pack);
+    for (size_t t = 0; t < T; ++t) {
+      float* row = a + t * T;
+      for (size_t s = 0; s <= t; ++s) row[s] *= scale;
+      K.softmax_f32(row, t + 1);
+      for (size_t s = t + 1; s < T; ++s) row[s] = 0.0f;
+    }
+    const float* p = a;
+    if (mask) {
+      const uint8_t* m = mask + task * T * T;
+      for (size_t i = 0; i < T * T; ++i) S.pd[i] = m[i] ? a[i] * keep_scale : 0.0f;
+      p = S.pd;
+    }
+    gemm_f32(nullptr, T, D, T, MatRef{p, T, 1}, MatRef{q + 2 * C, C3, 1}, nullptr, out + b * T * C + h * D, C, false,
+             S.pack);
+  }, B, H, 0);
+}
+
+void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, const float* qkv, const float* att,
+                        const uint8_t* mask, float p_drop, size_t B, size_t T, size_t C, size_t H) {
+  const size_t D = C / H, C3 = 3 * C;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const float keep_scale = mask ? 1.0f / (1.0f - p_drop) : 1.0f;
+  pthreadpool_parallelize_2d(ctx.pool, [&](size_t b, size_t h) {
+    // This task owns the head-h slices of the q, k and v gradients of sequence b.
+    const size_t task = b * H + h;
+    const AttnScratch S = attn_scratch(ctx.scratch, task, T, D);
+    const float* q = qkv + b * T * C3 + h * D;
+    const float* k = q + C;
+    const float* v = q + 2 * C;
+    const float* dy = dout + b * T * C + h * D;  // (T, D), rows C apart
+    float* dq = dqkv + b * T * C3 + h * D;
+    float* dk = dq + C;
+    float* dv = dq + 2 * C;
+    const float* a = att + task * T * T;
+    const uint8_t* m = mask ? mask + task * T * T : nullptr;
+    const float* p = a;
+    if (m) {
+      for (size_t i = 0; i < T * T; ++i) S.pd[i] = m[i] ? a[i] * keep_scale : 0.0f;
+      p = S.pd;
+    }
+    // out = P' V:  dV = P'^T dY,  dP' = dY V^T.
+    gemm_f32(nullptr, T, D, T, MatRef{p, 1, T}, MatRef{dy, C, 1}, nullptr, dv, C3, false, S.pack);
+    gemm_f32(nullptr, T, T, D, MatRef{dy, C, 1}, MatRef{v, 1, C3}, nullptr, S.dp, T, false, S.pack);
+    // Through dropout and softmax: dS_s = scale * P_s (dP_s - sum_r P_r dP_r), dP = dP' * mask factor.
+    for (size_t t = 0; t < T; ++t) {
+      float* d = S.dp + t * T;
+      const float* pr = a + t * T;
+      if (m)
+        for (size_t s = 0; s <= t; ++s) d[s] = m[t * T + s] ? d[s] * keep_scale : 0.0f;
+      float sum = 0.0f;
+      for (size_t s = 0; s <= t; ++s) sum += pr[s] * d[s];
+      for (size_t s = 0; s <= t; ++s) d[s] = scale * pr[s] * (d[s] - sum);
+      for (size_t s = t + 1; s < T; ++s) d[s] = 0.0f;
+    }
+    // S = Q K^T:  dQ = dS K,  dK = dS^T Q.
+    gemm_f32(nullptr, T, D, T, MatRef{S.dp, T, 1}, MatRef{k, C3, 1}, nullptr, dq, C3, false, S.pack);
+    gemm_f32(nullptr, T, D, T, MatRef{S.dp, 1, T}, MatRef{q, C3, 1}, nullptr, dk, C3, false, S.pack);
+  }, B, H, 0);
+}
+
+// ---- activations ----------------------------------------------------------------------------------------
+
+void activation_forward(const OpContext& ctx, Activation act, float* out, const float* inp, size_t n) {
+  void (*f)(float*, size_t) = act == Activation::kGeluTanh  ? ctx.K->gelu_tanh_f32
+                              : act == Activation::kGeluErf ? ctx.K->gelu_erf_f32
+                                                            : ctx.K->relu_f32;
+  parallel_tiles(ctx.pool, n, kElemTile, [&](size_t i0, size_t ni) {
+    std::memcpy(out + i0, inp + i0, ni * sizeof(float));
+    f(out + i0, ni);
+  });
+}
+
+void activation_backward(const OpContext& ctx, Activation act, float* dinp, const float* dout, const float* inp,
+                         const float* out, size_t n) {
+  const bool avx2 = gemm_f32_uses_avx2();
+  (void)avx2;
+  parallel_tiles(ctx.pool, n, kElemTile, [&](size_t i0, size_t ni) {
+    if (act == Activation::kRelu) {
+      for (size_t i = i0; i < i0 + ni; ++i) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
+#if EMBER_TRAIN_AVX2
+    } else if (avx2) {
+      gelu_backward_avx2(act == Activation::kGeluErf, dinp + i0, dout + i0, inp + i0, out + i0, ni);
+#endif
+    } else {
+      for (size_t i = i0; i < i0 + ni; ++i)
+        dinp[i] = (act == Activation::kGeluErf ? gelu_erf_grad(inp[i]) : gelu_tanh_grad(inp[i])) * dout[i];
+    }
+  });
+}
+
+// ---- dropout --------------------------------------------------------------------------------------------
+
+uint64_t dropout_key(uint64_t seed, uint64_t counter, uint64_t site) {
+  return mix64(seed ^ mix64(counter * 0x100000001b3ull + site));
+}
+
+void dropout_mask(uint8_t* mask, size_t n, float p, uint64_t key, uint64_t first) {
+  // Keep iff the top 24 bits of the hash, as a fraction of 2^24, are >= p.
+  const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p) * 16777216.0);
+  for (size_t i = 0; i < n; ++i) mask[i] = (mix64(key + first + i) >> 40) >= threshold ? 1 : 0;
+}
+
+void dropout_apply(float* x, const uint8_t* mask, size_t n, float p) {
+  const float s = 1.0f / (1.0f - p);
+  for (size_t i = 0; i < n; ++i) x[i] = mask[i] ? x[i] * s : 0.0f;
+}
+
+// ---- cross-entropy --------------------------------------------------------------------------------------
+
+double crossentropy_forward(const OpContext& ctx, float* probs, double* row_loss, const float* logits,
+                            const int32_t* targets, size_t N, size_t V, size_t* count) {
+  parallel_tiles(ctx.pool, N, kRowTile, [&](size_t r0, size_t nr) {
+    for (size_t r = r0; r < r0 + nr; ++r) {
+      const float* l = logits + r * V;
+      float* p = probs + r * V;
+      std::memcpy(p, l, V * sizeof(float));
+      ctx.K->softmax_f32(p, V);
+      if (!targets || targets[r] < 0) {
+        row_loss[r] = 0.0;
+        continue;
+      }
+      double mx = l[0];
+      for (size_t i = 1; i < V; ++i) mx = l[i] > mx ? l[i] : mx;
+      double sum = 0.0;
+      for (size_t i = 0; i < V; ++i) sum += std::exp(l[i] - mx);
+      row_loss[r] = mx + std::log(sum) - l[targets[r]];
+    }
+  });
+  size_t n = 0;
+  double total = 0.0;
+  for (size_t r = 0; r < N; ++r)
+    if (targets && targets[r] >= 0) {
+      total += row_loss[r];
+      ++n;
+    }
+  *count = n;
+  return n ? total / static_cast<double>(n) : 0.0;
+}
+
+void crossentropy_backward(const OpContext& ctx, float* dlogits, const float* probs, const int32_t* targets, size_t N,
+                           size_t V, float scale) {
+  parallel_tiles(ctx.pool, N, kRowTile, [&](size_t r0, size_t nr) {
+    for (size_t r = r0; r < r0 + nr; ++r) {
+      float* d = dlogits + r * V;
+      if (targets[r] < 0) {
+        std::memset(d, 0, V * sizeof(float));
+        continue;
+      }
+      const float* p = probs + r * V;
+      for (size_t i = 0; i < V; ++i) d[i] = scale * p[i];
+      d[targets[r]] -= scale;
+    }
+  });
+}
+
+}  // namespace train
+}  // namespace ember
