@@ -1,6 +1,7 @@
 // ember-train: train a GPT on a text file with ember's own float ops and write an .ember model.
 //
 //   ember-train pretrain --data input.txt --out shakespeare.ember          # nanoGPT's CPU recipe
+//   ember-train finetune --init shakespeare.ember --data sms.jsonl --out spam.ember   # GPT-1 fine-tuning
 //
 // nanoGPT's shakespeare_char recipe: character vocabulary (sorted set of the file's characters), first
 // 90% of the text for training and the last 10% for validation, random windows of --block characters.
@@ -12,11 +13,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <numeric>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "../common/cli.h"
 #include "ember/convert.h"
+#include "ember/dataset.h"
 #include "ember/train.h"
 
 using namespace ember_cli;
@@ -96,11 +101,14 @@ struct Split {
   std::vector<int32_t> train, val;
 };
 
+int finetune(const Args& args, const std::string& P);
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Args args("ember-train",
-            "ember-train pretrain --data FILE.txt --out MODEL.ember [options]",
+            "ember-train pretrain --data FILE.txt --out MODEL.ember [options]\n"
+            "       ember-train finetune --init PRETRAINED.ember --data FILE.jsonl --out MODEL.ember [options]",
             "Trains a GPT language model from scratch on a text file (character vocabulary) on the CPU and\n"
             "writes it as a float .ember model that ember-generate, ember-perplexity and ember-quantize read.\n"
             "The defaults are nanoGPT's CPU recipe for tiny shakespeare (4 layers, 4 heads, 128 wide, 64\n"
@@ -115,7 +123,17 @@ int main(int argc, char** argv) {
             "to --csv (default MODEL.ember.csv).\n\n"
             "Weight decay applies to the weights of linear layers only (not to biases, LayerNorm gains or\n"
             "embeddings, unless --decay-embeddings). Results are reproducible for a given --seed at any\n"
-            "--threads.");
+            "--threads.\n\n"
+            "finetune: GPT-1 task fine-tuning (Radford et al. 2018) of a pretrained model into a classifier\n"
+            "that ember-classify runs. Two new tokens (start, extract) are appended to the vocabulary (ids\n"
+            "n_vocab and n_vocab + 1, N(0, 0.02) embeddings, outside the tokenizer so no text produces them)\n"
+            "and a new head reads the extract token's final hidden state. --data is JSON Lines\n"
+            "({\"text\", \"label\", \"split\"}): rows of split \"train\" train (--balanced: only those marked\n"
+            "balanced), the classes are the sorted distinct train labels. Loss = classification +\n"
+            "--lm-weight x language modelling of the text; linear warmup over --warmup-frac of the steps,\n"
+            "then linear decay to 0; AdamW (betas 0.9, 0.999, weight decay 0.01 on weights, or\n"
+            "--weight-decay if given), gradient clipping. Accuracy on --eval-split rows after every epoch.\n"
+            "finetune defaults: --lr 6.25e-5, --batch 8, --epochs 3.");
   args.option("data", "", "FILE", "training text (UTF-8)");
   args.option("out", "o", "MODEL", "output .ember model (checkpoints are written here too)");
   args.option("vocab", "", "KIND", "vocabulary: char (the only kind so far)", "char");
@@ -148,12 +166,21 @@ int main(int argc, char** argv) {
   args.option("csv", "", "FILE", "loss curve (default MODEL.csv next to --out)");
   args.option("resume", "", "", "continue from --out and --out.state");
   args.option("init", "", "MODEL", "start from the weights (and vocabulary) of this .ember model");
+  args.option("lm-weight", "", "L", "finetune: weight of the auxiliary LM loss (0: off)", "0.5");
+  args.option("epochs", "", "N", "finetune: passes over the train rows", "3");
+  args.option("warmup-frac", "", "F", "finetune: linear warmup as a fraction of all steps", "0.002");
+  args.option("balanced", "", "", "finetune: train on rows marked \"balanced\": true only");
+  args.option("eval-split", "", "NAME", "finetune: split to report accuracy on after each epoch (none: off)", "val");
   args.parse(argc, argv);
   const std::string P = args.prog();
 
-  if (args.positional().empty()) args.usage_error("give a command: pretrain");
-  if (args.positional()[0] != "pretrain") args.usage_error("unknown command '" + args.positional()[0] + "' (expected pretrain)");
+  if (args.positional().empty()) args.usage_error("give a command: pretrain or finetune");
+  if (args.positional()[0] != "pretrain" && args.positional()[0] != "finetune")
+    args.usage_error("unknown command '" + args.positional()[0] + "' (expected pretrain or finetune)");
   if (args.positional().size() > 1) args.usage_error("unexpected argument '" + args.positional()[1] + "'");
+  if (args.positional()[0] == "finetune") return finetune(args, P);
+  for (const char* o : {"lm-weight", "epochs", "warmup-frac", "balanced", "eval-split"})
+    if (args.has(o)) args.usage_error(std::string("--") + o + " is a finetune option");
   if (!args.has("data")) args.usage_error("--data is required");
   if (!args.has("out")) args.usage_error("--out is required");
   if (args.str("vocab") != "char") args.usage_error("--vocab " + args.str("vocab") + " is not supported (char)");
@@ -377,3 +404,277 @@ int main(int argc, char** argv) {
                last_train, last_val, out.c_str());
   return 0;
 }
+
+// ---- finetune: GPT-1 task fine-tuning ---------------------------------------------------------------
+
+namespace {
+
+// N(0, std) from a counter-based hash (Box-Muller), so the new rows depend on the seed alone.
+float normal_at(uint64_t seed, uint64_t i, float std) {
+  const uint64_t a = mix64(seed ^ mix64(2 * i + 0x51ed270b2a6f1d3bull)), b = mix64(seed ^ mix64(2 * i + 1 + 0x51ed270b2a6f1d3bull));
+  const double u1 = (static_cast<double>(a >> 11) + 1.0) * 0x1.0p-53, u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
+  return static_cast<float>(std * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+}
+
+ember::Tokenizer clone_tokenizer(const std::string& P, const ember::Tokenizer& t) {
+  if (t.kind() == ember::TokenizerKind::kChars) return check(P, ember::Tokenizer::chars(t.tokens()));
+  return check(P, ember::Tokenizer::gpt2_bpe(t.tokens(), t.merges(), t.eot_id()));
+}
+
+// A tensor as f32 values (f32 only; others come through a Trainer, see below).
+std::vector<float> f32_values(const ember::TensorData& t) {
+  std::vector<float> v(t.data.size() / 4);
+  std::memcpy(v.data(), t.data.data(), v.size() * 4);
+  return v;
+}
+void set_f32(ember::TensorData& t, const std::vector<float>& v, std::vector<uint64_t> shape) {
+  t.dtype = ember::DType::kF32;
+  t.scales.clear();
+  t.shape = std::move(shape);
+  t.data.resize(v.size() * 4);
+  std::memcpy(t.data.data(), v.data(), v.size() * 4);
+}
+
+struct Example {
+  std::vector<int32_t> seq;  // [start] + text + [extract]
+  int32_t label;
+};
+
+// Pads `idx` examples into (B, T) tokens (pad 0), LM targets (-1 for padding, the last text token and
+// the extract token), labels and the extract positions.
+size_t make_batch(const std::vector<Example>& ex, const size_t* idx, size_t B, std::vector<int32_t>& x, std::vector<int32_t>& y,
+                  std::vector<int32_t>& labels, std::vector<int32_t>& last) {
+  size_t T = 0;
+  for (size_t b = 0; b < B; ++b) T = std::max(T, ex[idx[b]].seq.size());
+  for (size_t b = 0; b < B; ++b) {
+    const auto& s = ex[idx[b]].seq;
+    const size_t L = s.size();
+    for (size_t t = 0; t < T; ++t) {
+      x[b * T + t] = t < L ? s[t] : 0;
+      y[b * T + t] = t + 1 <= L - 2 && L >= 2 ? s[t + 1] : -1;
+    }
+    labels[b] = ex[idx[b]].label;
+    last[b] = static_cast<int32_t>(L - 1);
+  }
+  return T;
+}
+
+int finetune(const Args& args, const std::string& P) {
+  if (!args.has("init")) args.usage_error("finetune needs --init PRETRAINED.ember");
+  if (!args.has("data")) args.usage_error("--data is required");
+  if (!args.has("out")) args.usage_error("--out is required");
+  for (const char* o : {"resume", "n-layer", "n-head", "n-embd", "n-ff", "block", "norm", "act", "untied", "iters", "accum",
+                        "min-lr", "warmup", "lr-decay-iters", "eval-every", "eval-iters", "csv", "vocab"})
+    if (args.has(o)) args.usage_error(std::string("--") + o + " is a pretrain option");
+  const std::string out = args.str("out"), data_path = args.str("data"), init = args.str("init");
+  const float lm_weight = static_cast<float>(args.number("lm-weight", 0.0, 1e6));
+  const uint64_t epochs = static_cast<uint64_t>(args.integer("epochs", 1, 1 << 20));
+  const double warmup_frac = args.number("warmup-frac", 0.0, 1.0);
+  const std::string eval_split = args.str("eval-split");
+  const float peak_lr = args.has("lr") ? static_cast<float>(args.number("lr", 0.0, 10.0)) : 6.25e-5f;
+  const size_t B = args.has("batch") ? static_cast<size_t>(args.integer("batch", 1, 1 << 16)) : 8;
+  ember::AdamWOptions adam;
+  adam.beta1 = args.has("beta1") ? static_cast<float>(args.number("beta1", 0.0, 0.999999)) : 0.9f;
+  adam.beta2 = args.has("beta2") ? static_cast<float>(args.number("beta2", 0.0, 0.999999)) : 0.999f;
+  adam.weight_decay = args.has("weight-decay") ? static_cast<float>(args.number("weight-decay", 0.0, 10.0)) : 0.01f;
+  adam.decay_embeddings = args.has("decay-embeddings");
+  const double clip = args.number("grad-clip", 0.0, 1e9);
+  const uint64_t log_every = static_cast<uint64_t>(args.integer("log-every", 1, int64_t{1} << 40));
+  ember::TrainOptions topt;
+  topt.batch = static_cast<uint32_t>(B);
+  topt.n_threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
+  topt.dropout = static_cast<float>(args.number("dropout", 0.0, 0.95));
+  topt.seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
+
+  // The pretrained model, as f32.
+  ember::ModelSpec spec = check(P, ember::read_model_file(init));
+  if (spec.config.n_classes > 0) fail(P, init + " already has a classifier head (n_classes " + std::to_string(spec.config.n_classes) + ")");
+  if (spec.tokenizer.kind() == ember::TokenizerKind::kNone) fail(P, init + " has no tokenizer");
+  if (spec.config.n_ctx < 3) fail(P, init + ": n_ctx " + std::to_string(spec.config.n_ctx) + " leaves no room for text");
+  bool all_f32 = true;
+  for (const auto& t : spec.tensors) all_f32 = all_f32 && t.dtype == ember::DType::kF32;
+  if (!all_f32) {  // expand f16 / int8 through a minimal trainer
+    ember::TrainOptions o1;
+    o1.seq_len = 1;
+    auto tmp = check(P, ember::Trainer::from_spec(spec, o1));
+    ember::ModelSpec f = tmp->to_spec();
+    f.tokenizer = std::move(spec.tokenizer);
+    f.metadata = std::move(spec.metadata);
+    spec = std::move(f);
+  }
+  ember::Tokenizer tok = clone_tokenizer(P, spec.tokenizer);
+
+  // Data.
+  const std::vector<ember::LabelledText> rows = check(P, ember::read_jsonl_dataset(data_path));
+  std::set<std::string> label_set;
+  for (const auto& r : rows)
+    if (r.split == "train" && (!args.has("balanced") || r.balanced)) label_set.insert(r.label);
+  if (label_set.empty()) fail(P, data_path + ": no rows of split 'train'" + std::string(args.has("balanced") ? " marked balanced" : ""));
+  if (label_set.size() < 2) fail(P, data_path + ": the train rows have only one label ('" + *label_set.begin() + "')");
+  const std::vector<std::string> labels(label_set.begin(), label_set.end());
+  std::string labels_csv;
+  for (const auto& l : labels) {
+    if (l.find(',') != std::string::npos) fail(P, data_path + ": label '" + l + "' contains a comma (classifier.labels is comma-separated)");
+    labels_csv += (labels_csv.empty() ? "" : ",") + l;
+  }
+  const uint32_t V0 = spec.config.n_vocab, C = spec.config.n_embd, K = static_cast<uint32_t>(labels.size());
+  const int32_t start_id = static_cast<int32_t>(V0), extract_id = static_cast<int32_t>(V0 + 1);
+  const size_t room = spec.config.n_ctx - 2;
+  std::vector<Example> train, evals;
+  size_t truncated = 0, eval_unknown = 0;
+  for (const auto& r : rows) {
+    const bool is_train = r.split == "train" && (!args.has("balanced") || r.balanced);
+    const bool is_eval = eval_split != "none" && r.split == eval_split && (!args.has("balanced") || r.balanced);
+    if (!is_train && !is_eval) continue;
+    auto enc = tok.encode(r.text);
+    if (!enc.ok()) fail(P, data_path + " line " + std::to_string(r.line) + ": " + enc.status().message());
+    std::vector<int32_t> body = std::move(enc).value();
+    if (body.size() > room) body.resize(room), ++truncated;
+    Example e;
+    e.seq.push_back(start_id);
+    e.seq.insert(e.seq.end(), body.begin(), body.end());
+    e.seq.push_back(extract_id);
+    const auto it = std::lower_bound(labels.begin(), labels.end(), r.label);
+    e.label = it != labels.end() && *it == r.label ? static_cast<int32_t>(it - labels.begin()) : -1;
+    if (is_eval && e.label < 0) ++eval_unknown;
+    if (is_eval) evals.push_back(e);
+    if (is_train) train.push_back(std::move(e));
+  }
+
+  // The model: two new token rows, a new head.
+  ember::ModelConfig cfg = spec.config;
+  cfg.n_vocab = V0 + 2;
+  cfg.n_classes = K;
+  uint64_t counter = 0;
+  for (auto& t : spec.tensors) {
+    if (t.name != "wte" && t.name != "lm_head.weight") continue;
+    std::vector<float> v = f32_values(t);
+    for (size_t i = 0; i < 2 * static_cast<size_t>(C); ++i) v.push_back(normal_at(topt.seed, counter++, 0.02f));
+    set_f32(t, v, {cfg.n_vocab, C});
+  }
+  {
+    std::vector<float> w(static_cast<size_t>(K) * C);
+    for (auto& f : w) f = normal_at(topt.seed ^ 0xc1a55ull, counter++, 0.02f);
+    ember::TensorData cw, cb;
+    cw.name = "cls.weight";
+    set_f32(cw, w, {K, C});
+    cb.name = "cls.bias";
+    set_f32(cb, std::vector<float>(K, 0.0f), {K});
+    spec.tensors.push_back(std::move(cw));
+    spec.tensors.push_back(std::move(cb));
+  }
+  spec.config = cfg;
+  topt.seq_len = cfg.n_ctx;
+  auto tr = check(P, ember::Trainer::from_spec(spec, topt));
+
+  const size_t steps_per_epoch = (train.size() + B - 1) / B;
+  const uint64_t total = epochs * steps_per_epoch;
+  const uint64_t warmup = static_cast<uint64_t>(std::llround(warmup_frac * static_cast<double>(total)));
+  // GPT-1: linear warmup to the peak, then linear decay to 0 at the end of training.
+  auto lr_at = [&](uint64_t it) -> float {
+    if (it < warmup) return peak_lr * static_cast<float>(it + 1) / static_cast<float>(warmup + 1);
+    return peak_lr * static_cast<float>(total - it) / static_cast<float>(total - warmup);
+  };
+  std::fprintf(stderr, "%s: fine-tuning %s: %s, n_layer %u, n_embd %u, n_ctx %u, n_vocab %u + 2 (start %d, extract %d): %.2fM parameters\n",
+               P.c_str(), init.c_str(), ember::norm_placement_name(cfg.norm), cfg.n_layer, cfg.n_embd, cfg.n_ctx, V0, start_id,
+               extract_id, tr->n_params() / 1e6);
+  std::fprintf(stderr, "%s: data %s: %zu train rows, %zu %s rows (%zu truncated to %zu tokens); %u classes: %s\n", P.c_str(),
+               data_path.c_str(), train.size(), evals.size(), eval_split.c_str(), truncated, room, K, labels_csv.c_str());
+  if (eval_unknown) std::fprintf(stderr, "%s: %zu %s rows have labels the train split lacks (counted as wrong)\n", P.c_str(), eval_unknown, eval_split.c_str());
+  std::fprintf(stderr, "%s: %llu epochs x %zu steps of batch %zu; lr %.3g, warmup %llu steps, linear decay; lm weight %g; %u threads; %s memory\n",
+               P.c_str(), static_cast<unsigned long long>(epochs), steps_per_epoch, B, peak_lr, static_cast<unsigned long long>(warmup),
+               lm_weight, topt.n_threads, human_bytes(tr->memory_bytes()).c_str());
+
+  std::vector<int32_t> x(B * cfg.n_ctx), y(B * cfg.n_ctx), lab(B), last(B);
+  auto evaluate = [&](double* loss) -> double {
+    tr->set_training(false);
+    size_t correct = 0;
+    double sum = 0.0;
+    std::vector<size_t> idx(evals.size());
+    std::iota(idx.begin(), idx.end(), size_t{0});
+    for (size_t i = 0; i < evals.size(); i += B) {
+      const size_t nb = std::min(B, evals.size() - i);
+      const size_t T = make_batch(evals, idx.data() + i, nb, x, y, lab, last);
+      sum += check(P, tr->forward_classify(x.data(), nullptr, lab.data(), last.data(), nb, T, 0.0f)) * static_cast<double>(nb);
+      const float* z = tr->class_logits();
+      for (size_t b = 0; b < nb; ++b) {
+        const size_t k = static_cast<size_t>(std::max_element(z + b * K, z + (b + 1) * K) - (z + b * K));
+        correct += static_cast<int32_t>(k) == lab[b];
+      }
+    }
+    tr->set_training(true);
+    *loss = evals.empty() ? 0.0 : sum / static_cast<double>(evals.size());
+    return evals.empty() ? 0.0 : static_cast<double>(correct) / static_cast<double>(evals.size());
+  };
+
+  const double t_start = now_seconds();
+  double train_seconds = 0.0, window_loss = 0.0, window_seconds = 0.0, acc = -1.0, vloss = 0.0;
+  uint64_t it = 0, window_iters = 0;
+  std::vector<size_t> order(train.size());
+  for (uint64_t ep = 0; ep < epochs; ++ep) {
+    std::iota(order.begin(), order.end(), size_t{0});
+    for (size_t i = order.size(); i > 1; --i) {  // Fisher-Yates on (seed, epoch)
+      const uint64_t r = mix64(topt.seed ^ mix64(ep * 0x9e3779b97f4a7c15ull + i));
+      std::swap(order[i - 1], order[static_cast<size_t>((static_cast<unsigned __int128>(r) * i) >> 64)]);
+    }
+    double epoch_loss = 0.0;
+    for (size_t s = 0; s < steps_per_epoch; ++s, ++it) {
+      const double t0 = now_seconds();
+      const size_t nb = std::min(B, train.size() - s * B);
+      const size_t T = make_batch(train, order.data() + s * B, nb, x, y, lab, last);
+      const float lr = lr_at(it);
+      tr->zero_grad();
+      const float loss = check(P, tr->forward_classify(x.data(), lm_weight > 0 ? y.data() : nullptr, lab.data(), last.data(), nb, T,
+                                                        lm_weight));
+      if (!std::isfinite(loss)) fail(P, "loss is " + std::to_string(loss) + " at step " + std::to_string(it) + "; try a lower --lr");
+      check(P, tr->backward(1.0f));
+      const double norm = tr->clip_grad_norm(clip);
+      tr->step(lr, adam);
+      const double dt = now_seconds() - t0;
+      train_seconds += dt;
+      window_seconds += dt;
+      window_loss += loss;
+      epoch_loss += loss;
+      ++window_iters;
+      if ((it + 1) % log_every == 0 || it + 1 == total) {
+        const double ms = window_seconds / static_cast<double>(window_iters) * 1e3;
+        std::fprintf(stderr, "iter %llu/%llu | epoch %llu | loss %.4f | lr %.2e | norm %.3f | %.1f ms/iter | ETA %s\n",
+                     static_cast<unsigned long long>(it + 1), static_cast<unsigned long long>(total),
+                     static_cast<unsigned long long>(ep + 1), window_loss / static_cast<double>(window_iters), lr, norm, ms,
+                     fmt_time(static_cast<double>(total - it - 1) * train_seconds / static_cast<double>(it + 1)).c_str());
+        window_loss = window_seconds = 0.0;
+        window_iters = 0;
+      }
+    }
+    if (!evals.empty()) {
+      acc = evaluate(&vloss);
+      std::fprintf(stderr, "epoch %llu: train loss %.4f, %s loss %.4f, %s accuracy %.2f%% (%zu rows)\n",
+                   static_cast<unsigned long long>(ep + 1), epoch_loss / static_cast<double>(steps_per_epoch), eval_split.c_str(), vloss,
+                   eval_split.c_str(), 100.0 * acc, evals.size());
+    } else {
+      std::fprintf(stderr, "epoch %llu: train loss %.4f\n", static_cast<unsigned long long>(ep + 1),
+                   epoch_loss / static_cast<double>(steps_per_epoch));
+    }
+  }
+
+  ember::ModelSpec res = tr->to_spec();
+  res.tokenizer = clone_tokenizer(P, tok);
+  for (const auto& kv : spec.metadata)
+    if (!res.metadata.count(kv.first) && kv.first.rfind("classifier.", 0) != 0) res.metadata[kv.first] = kv.second;
+  res.metadata["classifier.labels"] = labels_csv;
+  res.metadata["classifier.start_id"] = std::to_string(start_id);
+  res.metadata["classifier.extract_id"] = std::to_string(extract_id);
+  res.metadata["converter"] = "ember-train";
+  res.metadata["finetune.init"] = init;
+  res.metadata["finetune.data"] = data_path;
+  res.metadata["finetune.epochs"] = std::to_string(epochs);
+  res.metadata["finetune.lm_weight"] = std::to_string(lm_weight);
+  if (acc >= 0) res.metadata["finetune." + eval_split + "_accuracy"] = std::to_string(acc);
+  check(P, ember::write_model_file(res, out));
+  std::fprintf(stderr, "done: %llu steps in %s (%.1f ms/step)%s; wrote %s\n", static_cast<unsigned long long>(total),
+               fmt_time(now_seconds() - t_start).c_str(), train_seconds / static_cast<double>(total) * 1e3,
+               acc >= 0 ? (", " + eval_split + " accuracy " + std::to_string(100.0 * acc).substr(0, 5) + "%").c_str() : "", out.c_str());
+  return 0;
+}
+
+}  // namespace

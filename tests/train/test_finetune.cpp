@@ -1,0 +1,154 @@
+// ember-train finetune: GPT-1 fine-tuning end to end (pretrain a tiny model, fine-tune it on a synthetic
+// two-class JSONL, classify with the runtime).
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../support/test_paths.h"
+#include "ember/classify.h"
+#include "ember/convert.h"
+#include "ember/model.h"
+#include "ember/session.h"
+
+namespace {
+struct Tool {
+  std::string exe = ember_test::build_dir() + "/tools/ember-train";
+  std::string dir;
+  Tool() {
+    std::string tmpl = ember_test::temp_dir() + "/ember_finetune_XXXXXX";
+    char* p = mkdtemp(tmpl.data());
+    REQUIRE(p != nullptr);
+    dir = p;
+  }
+  ~Tool() { std::system(("rm -rf '" + dir + "'").c_str()); }
+  int run(const std::string& a) const {
+    const std::string wrapper = ember_test::env_or("EMBER_EXE_WRAPPER", "");
+    const int rc = std::system(((wrapper.empty() ? "" : wrapper + " ") + exe + " " + a + " >" + dir + "/out 2>" + dir + "/err").c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+  }
+  std::string err() const {
+    std::ifstream f(dir + "/err");
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  }
+};
+
+// Texts of random letters c..m with "aaaa" (pos) or "bbbb" (neg) inserted somewhere.
+struct Row {
+  std::string text, label, split;
+};
+std::vector<Row> synthetic(uint32_t seed) {
+  std::mt19937 rng(seed);
+  const std::string alpha = "cdefghijklm ";
+  std::vector<Row> rows;
+  for (const auto& [split, n] : std::vector<std::pair<std::string, int>>{{"train", 160}, {"val", 40}, {"test", 80}}) {
+    for (int i = 0; i < n; ++i) {
+      const bool pos = rng() % 2;
+      std::string s;
+      const int len = 4 + static_cast<int>(rng() % 17);
+      for (int k = 0; k < len; ++k) s += alpha[rng() % alpha.size()];
+      s.insert(rng() % (s.size() + 1), pos ? "aaaa" : "bbbb");
+      rows.push_back({s, pos ? "pos" : "neg", split});
+    }
+  }
+  return rows;
+}
+}  // namespace
+
+TEST_CASE("ember-train finetune: GPT-1 fine-tuning of a tiny pretrained model classifies in the runtime") {
+  Tool tool;
+  if (!ember_test::exists(tool.exe)) {
+    MESSAGE("skipped: " << tool.exe << " not built");
+    return;
+  }
+  const std::string D = tool.dir;
+  {
+    std::mt19937 rng(7);
+    const std::string alpha = "abcdefghijklm ";
+    std::ofstream f(D + "/pre.txt");
+    for (int i = 0; i < 300; ++i) {
+      for (int k = 0; k < 40; ++k) f << alpha[rng() % alpha.size()];
+      f << "\n";
+    }
+  }
+  const std::vector<Row> rows = synthetic(11);
+  {
+    std::ofstream f(D + "/data.jsonl");
+    for (const auto& r : rows)
+      f << "{\"text\": \"" << r.text << "\", \"label\": \"" << r.label << "\", \"split\": \"" << r.split << "\"}\n";
+  }
+  for (const std::string norm : {"pre", "post"}) {
+    CAPTURE(norm);
+    REQUIRE(tool.run("pretrain --data " + D + "/pre.txt --out " + D + "/pre.ember --n-layer 1 --n-head 2 --n-embd 32 --block 32 "
+                     "--batch 8 --iters 30 --eval-every 0 --eval-iters 2 --threads 2 --norm " + norm) == 0);
+    auto pre = ember::Model::load(D + "/pre.ember");
+    REQUIRE(pre.ok());
+    const uint32_t V = (*pre)->config().n_vocab;
+    REQUIRE(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/data.jsonl --out " + D + "/ft.ember --lr 3e-3 --epochs 4 "
+                     "--threads 2") == 0);
+    const std::string err = tool.err();
+    CHECK(err.find("epoch 4:") != std::string::npos);
+    CHECK(err.find("val accuracy") != std::string::npos);
+    CHECK(err.find("160 train rows") != std::string::npos);
+
+    auto model = ember::Model::load(D + "/ft.ember");
+    REQUIRE(model.ok());
+    const ember::Model& m = **model;
+    CHECK(m.config().n_vocab == V + 2);
+    CHECK(m.config().n_classes == 2);
+    CHECK(m.metadata().at("classifier.labels") == "neg,pos");
+    CHECK(m.metadata().at("classifier.start_id") == std::to_string(V));
+    CHECK(m.metadata().at("classifier.extract_id") == std::to_string(V + 1));
+    CHECK(m.tokenizer().n_vocab() == static_cast<int32_t>(V));  // the new tokens live beyond the tokenizer
+    auto info = ember::classifier_info(m);
+    REQUIRE(info.ok());
+    REQUIRE(info->labels == std::vector<std::string>{"neg", "pos"});
+    CHECK(info->start_id == static_cast<int32_t>(V));
+    CHECK(info->extract_id == static_cast<int32_t>(V + 1));
+
+    auto session = ember::Session::create(*model, {});
+    REQUIRE(session.ok());
+    size_t n = 0, correct = 0;
+    std::vector<float> p(2);
+    for (const auto& r : rows) {
+      if (r.split != "test") continue;
+      auto ids = ember::classifier_input(m, *info, r.text);
+      REQUIRE(ids.ok());
+      CHECK(ids->front() == info->start_id);
+      CHECK(ids->back() == info->extract_id);
+      (*session)->reset();
+      REQUIRE((*session)->prefill(ids->data(), ids->size()).ok());
+      REQUIRE((*session)->classify(p.data()).ok());
+      correct += info->labels[p[1] > p[0] ? 1 : 0] == r.label;
+      ++n;
+    }
+    const double acc = static_cast<double>(correct) / static_cast<double>(n);
+    MESSAGE(norm << "-LN: test accuracy " << 100 * acc << "% of " << n);
+    CHECK(acc >= 0.9);
+  }
+
+  // lm-weight 0 (classification only) also trains; bad command lines are refused.
+  REQUIRE(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/data.jsonl --out " + D + "/ft0.ember --lr 3e-3 --epochs 1 "
+                   "--lm-weight 0 --eval-split none") == 0);
+  CHECK(ember::Model::load(D + "/ft0.ember").ok());
+  CHECK(tool.run("finetune --data " + D + "/data.jsonl --out " + D + "/x.ember") == 2);
+  CHECK(tool.err().find("--init") != std::string::npos);
+  CHECK(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/data.jsonl --out " + D + "/x.ember --iters 5") == 2);
+  CHECK(tool.run("pretrain --data " + D + "/pre.txt --out " + D + "/x.ember --lm-weight 1") == 2);
+  // Fine-tuning a model that already has a head is refused.
+  CHECK(tool.run("finetune --init " + D + "/ft.ember --data " + D + "/data.jsonl --out " + D + "/x.ember") == 1);
+  CHECK(tool.err().find("already has a classifier head") != std::string::npos);
+  // No train rows.
+  {
+    std::ofstream f(D + "/nosplit.jsonl");
+    f << "{\"text\": \"aaaa\", \"label\": \"pos\"}\n";
+  }
+  CHECK(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/nosplit.jsonl --out " + D + "/x.ember") == 1);
+  CHECK(tool.err().find("no rows of split 'train'") != std::string::npos);
+}
