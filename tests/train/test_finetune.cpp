@@ -1,6 +1,8 @@
 // ember-train finetune: GPT-1 fine-tuning end to end (pretrain a tiny model, fine-tune it on a synthetic
 // two-class JSONL, classify with the runtime).
 #include <doctest/doctest.h>
+
+#include "tool_runner.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,25 +20,8 @@
 #include "ember/session.h"
 
 namespace {
-struct Tool {
-  std::string exe = ember_test::build_dir() + "/tools/ember-train";
-  std::string dir;
-  Tool() {
-    std::string tmpl = ember_test::temp_dir() + "/ember_finetune_XXXXXX";
-    char* p = mkdtemp(tmpl.data());
-    REQUIRE(p != nullptr);
-    dir = p;
-  }
-  ~Tool() { std::system(("rm -rf '" + dir + "'").c_str()); }
-  int run(const std::string& a) const {
-    const std::string wrapper = ember_test::env_or("EMBER_EXE_WRAPPER", "");
-    const int rc = std::system(((wrapper.empty() ? "" : wrapper + " ") + exe + " " + a + " >" + dir + "/out 2>" + dir + "/err").c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-  }
-  std::string err() const {
-    std::ifstream f(dir + "/err");
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  }
+struct Tool : ember_test::ToolRunner {
+  Tool() : ToolRunner("ember-train", "ember_finetune") {}
 };
 
 // Texts of random letters c..m with "aaaa" (pos) or "bbbb" (neg) inserted somewhere.

@@ -9,6 +9,8 @@
 // largest entry"), printed with MESSAGE so the measured margins are visible in the test log.
 #include <doctest/doctest.h>
 
+#include "tool_runner.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -955,27 +957,8 @@ TEST_CASE("initialisation follows GPT-2 / nanoGPT and the LR schedule follows na
 // ---- the ember-train tool ---------------------------------------------------------------------------
 
 namespace {
-struct Tool {
-  std::string exe = ember_test::build_dir() + "/tools/ember-train";
-  std::string dir;
-  Tool() {
-    std::string tmpl = ember_test::temp_dir() + "/ember_train_cli_XXXXXX";
-    char* p = mkdtemp(tmpl.data());
-    REQUIRE(p != nullptr);
-    dir = p;
-  }
-  ~Tool() { std::system(("rm -rf '" + dir + "'").c_str()); }
-  bool present() const { return ember_test::exists(exe); }
-  // Exit code of `ember-train ARGS`; stderr in dir/err.
-  int run(const std::string& a) const {
-    const std::string wrapper = ember_test::env_or("EMBER_EXE_WRAPPER", "");  // qemu in a cross build
-    const int rc = std::system(((wrapper.empty() ? "" : wrapper + " ") + exe + " " + a + " >" + dir + "/out 2>" + dir + "/err").c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-  }
-  std::string err() const {
-    std::ifstream f(dir + "/err");
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  }
+struct Tool : ember_test::ToolRunner {
+  Tool() : ToolRunner("ember-train", "ember_train_cli") {}
 };
 std::vector<uint8_t> tensor_bytes(const std::string& path) {
   auto spec = ember::read_model_file(path);

@@ -73,8 +73,6 @@ TEST_CASE("classify: [start] text [extract], then softmax(W h + b) of the last h
 }
 
 TEST_CASE("classify: probabilities equal softmax of the head applied to hidden()") {
-  auto spec = ember::import_model(ember_test::data_dir() + "/golden/nanogpt");
-  REQUIRE(spec.ok());
   auto m = model_with_head(false);
   auto s = ember::Session::create(m, {});
   REQUIRE(s.ok());

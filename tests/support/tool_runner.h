@@ -1,0 +1,42 @@
+// Runs a built tool from a test: in a temporary directory of its own, through the cross build's exe
+// wrapper (EMBER_EXE_WRAPPER, qemu) when there is one, capturing stdout and stderr.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "test_paths.h"
+
+namespace ember_test {
+
+struct ToolRunner {
+  std::string exe, dir;
+  ToolRunner(const std::string& tool, const std::string& tmp_prefix) : exe(build_dir() + "/tools/" + tool) {
+    std::string tmpl = temp_dir() + "/" + tmp_prefix + "_XXXXXX";
+    char* p = mkdtemp(tmpl.data());
+    REQUIRE(p != nullptr);
+    dir = p;
+  }
+  ~ToolRunner() { std::system(("rm -rf '" + dir + "'").c_str()); }
+  ToolRunner(const ToolRunner&) = delete;
+  ToolRunner& operator=(const ToolRunner&) = delete;
+  bool present() const { return exists(exe); }
+  // Exit code of `TOOL ARGS` (128 + signal when killed); output in dir/out and dir/err.
+  int run(const std::string& args) const {
+    const std::string wrapper = env_or("EMBER_EXE_WRAPPER", "");
+    const int rc =
+        std::system(((wrapper.empty() ? "" : wrapper + " ") + exe + " " + args + " >" + dir + "/out 2>" + dir + "/err").c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+  }
+  std::string err() const {
+    std::ifstream f(dir + "/err");
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  }
+};
+
+}  // namespace ember_test
