@@ -31,6 +31,7 @@ struct TensorInfo {
   std::vector<uint64_t> shape;
   DType dtype;
   uint64_t bytes;
+  uint64_t offset;  // byte offset of the data in the file (64-byte aligned)
 };
 
 class Model {

@@ -45,6 +45,7 @@ class EmberFile {
   const std::string& path() const { return path_; }
   bool is_mapped() const { return mapped_; }
   uint64_t file_size() const { return size_; }
+  const uint8_t* base() const { return base_; }  // first byte of the file (mapping or buffer)
   uint32_t format_version() const { return version_; }
   const ModelConfig& config() const { return config_; }
   const std::vector<TensorView>& tensors() const { return tensors_; }

@@ -157,7 +157,7 @@ const std::string& Model::path() const { return impl_->file->path(); }
 
 std::vector<TensorInfo> Model::tensors() const {
   std::vector<TensorInfo> r;
-  for (const TensorView& t : impl_->file->tensors()) r.push_back({t.name, t.shape, t.dtype, t.size});
+  for (const TensorView& t : impl_->file->tensors()) r.push_back({t.name, t.shape, t.dtype, t.size, static_cast<uint64_t>(t.data - impl_->file->base())});
   return r;
 }
 

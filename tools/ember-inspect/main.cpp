@@ -60,8 +60,9 @@ int main(int argc, char** argv) {
       for (const auto& t : model->tensors()) {
         std::string shape;
         for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape[i]);
-        std::printf("%s\n  {\"name\": %s, \"dtype\": \"%s\", \"shape\": [%s], \"bytes\": %llu}", first ? "" : ",",
-                    json_escape(t.name).c_str(), ember::dtype_name(t.dtype), shape.c_str(), static_cast<unsigned long long>(t.bytes));
+        std::printf("%s\n  {\"name\": %s, \"dtype\": \"%s\", \"shape\": [%s], \"bytes\": %llu, \"offset\": %llu}",
+                    first ? "" : ",", json_escape(t.name).c_str(), ember::dtype_name(t.dtype), shape.c_str(),
+                    static_cast<unsigned long long>(t.bytes), static_cast<unsigned long long>(t.offset));
         first = false;
       }
       std::printf("]");
@@ -85,10 +86,10 @@ int main(int argc, char** argv) {
   }
   for (const auto& kv : model->metadata()) std::printf("metadata:    %s = %s\n", kv.first.c_str(), kv.second.c_str());
   if (tensors) {
-    std::printf("\n%-28s %-5s %-16s %12s\n", "tensor", "dtype", "shape", "bytes");
+    std::printf("\n%-28s %-5s %-16s %12s %12s\n", "tensor", "dtype", "shape", "bytes", "offset");
     for (const auto& t : model->tensors())
-      std::printf("%-28s %-5s %-16s %12llu\n", t.name.c_str(), ember::dtype_name(t.dtype), shape_str(t.shape).c_str(),
-                  static_cast<unsigned long long>(t.bytes));
+      std::printf("%-28s %-5s %-16s %12llu %12llu\n", t.name.c_str(), ember::dtype_name(t.dtype), shape_str(t.shape).c_str(),
+                  static_cast<unsigned long long>(t.bytes), static_cast<unsigned long long>(t.offset));
   }
   return 0;
 }
