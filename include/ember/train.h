@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ember/config.h"
@@ -160,5 +161,31 @@ class Trainer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+
+// ---- The loss curve: ember-train's CSV and its SVG drawing ----------------------------------------
+
+// One row of the curve: a training step (lr, loss, grad_norm, ms) or an evaluation (train_loss and
+// val_loss, the mean loss over evaluation batches of each split, before step `iter`).
+struct LossRow {
+  uint64_t iter = 0;
+  bool eval = false;
+  double lr = 0.0, loss = 0.0, grad_norm = 0.0, ms = 0.0;  // step rows
+  double train_loss = 0.0, val_loss = 0.0;                 // evaluation rows
+};
+// CSV with the header "iter,lr,loss,grad_norm,ms,train_loss,val_loss"; a step row leaves the last two
+// fields empty, an evaluation row the middle four. Formats: lr %.6g, losses %.6f, grad_norm %.5f,
+// ms %.3f (so parse + format reproduces a file's text).
+std::string loss_curve_csv(const std::vector<LossRow>& rows);
+std::string loss_curve_csv_row(const LossRow& row);  // one line with its '\n'
+// Parses such a CSV; fails (kInvalidFile) naming `name` and the line on a wrong header, a wrong field
+// count or a field that is not a number.
+Result<std::vector<LossRow>> parse_loss_curve_csv(std::string_view text, const std::string& name);
+// A self-contained SVG 1.1 document (no scripts, fonts or external references): the training step
+// loss as a thin line (averaged into at most 2000 points when there are more steps), the evaluation
+// train and val losses as lines with a marker per evaluation, axes with ticks and labels, a legend and
+// `title` (XML-escaped). Elements carry ids: polyline#step-loss, polyline#eval-train, polyline#eval-val,
+// and circles of class "eval-train" / "eval-val", one per evaluation row, in row order.
+std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& title);
 
 }  // namespace ember

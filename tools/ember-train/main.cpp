@@ -8,7 +8,12 @@
 // Checkpoints go to --out (write_model_file: atomic) and --out.state (AdamW moments and counters,
 // atomic) at every evaluation and at the end; --resume continues from them exactly (batches and
 // dropout masks are functions of the seed and the step). The loss curve goes to --csv.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -17,9 +22,12 @@
 #include <numeric>
 #include <set>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "../common/cli.h"
+#include "ember/bpe_trainer.h"
 #include "ember/convert.h"
 #include "ember/dataset.h"
 #include "ember/train.h"
@@ -97,30 +105,116 @@ std::string fmt_time(double s) {
   return buf;
 }
 
+ember::Tokenizer clone_tokenizer(const std::string& P, const ember::Tokenizer& t) {
+  if (t.kind() == ember::TokenizerKind::kChars) return check(P, ember::Tokenizer::chars(t.tokens()));
+  return check(P, ember::Tokenizer::gpt2_bpe(t.tokens(), t.merges(), t.eot_id()));
+}
+
 struct Split {
   std::vector<int32_t> train, val;
 };
 
+// One training text split into its train and val parts (views into `text`).
+struct TextFile {
+  std::string path, text;
+  std::string_view train, val;
+};
+
+// The split point of `text` (bytes). "chars": nanoGPT's first floor(0.9 n) characters; "lines": at the
+// first '\n' at or after byte floor(0.9 N), which it includes (../shared/data/SPLITS.md).
+size_t split_point(const std::string& text, const std::string& rule) {
+  if (rule == "lines") {
+    const size_t nl = text.find('\n', text.size() * 9 / 10);
+    return nl == std::string::npos ? text.size() : nl + 1;
+  }
+  size_t chars = 0;
+  for (unsigned char c : text) chars += (c & 0xC0) != 0x80;
+  const size_t want = chars * 9 / 10;
+  size_t seen = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;
+    if (seen == want) return i;
+    ++seen;
+  }
+  return text.size();
+}
+
+std::string base_name(const std::string& p) {
+  const size_t s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+// The SVG goes next to the CSV: name.csv -> name.svg, anything else gets ".svg" appended.
+std::string svg_path_for(const std::string& csv) {
+  if (csv.size() > 4 && csv.compare(csv.size() - 4, 4, ".csv") == 0) return csv.substr(0, csv.size() - 4) + ".svg";
+  return csv + ".svg";
+}
+
+// Removes "<path>.tmp.<pid>" files that a killed ember-train left behind (AtomicFile's temporaries),
+// when no process <pid> exists any more.
+void remove_stale_temporaries(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> stale;
+  while (const dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+    if (kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) stale.push_back(name);
+  }
+  closedir(d);
+  for (const std::string& name : stale) std::remove((slash == std::string::npos ? name : dir + name).c_str());
+}
+
+// Test hook: EMBER_TRAIN_CHECKPOINT_PAUSE_MS=N sleeps N ms after each file of a checkpoint, so that a
+// test's kill -9 lands between them (tests/train/test_train_tool.cpp).
+void checkpoint_pause() {
+  static const long ms = [] {
+    const char* v = std::getenv("EMBER_TRAIN_CHECKPOINT_PAUSE_MS");
+    return v ? std::strtol(v, nullptr, 10) : 0L;
+  }();
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+bool file_exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
 int finetune(const Args& args, const std::string& P);
+int pretrain(const Args& args, const std::string& P);
+int plot(const Args& args, const std::string& P);
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Args args("ember-train",
-            "ember-train pretrain --data FILE.txt --out MODEL.ember [options]\n"
-            "       ember-train finetune --init PRETRAINED.ember --data FILE.jsonl --out MODEL.ember [options]",
-            "Trains a GPT language model from scratch on a text file (character vocabulary) on the CPU and\n"
-            "writes it as a float .ember model that ember-generate, ember-perplexity and ember-quantize read.\n"
-            "The defaults are nanoGPT's CPU recipe for tiny shakespeare (4 layers, 4 heads, 128 wide, 64\n"
-            "characters of context, batch 12, 2000 iterations, AdamW lr 1e-3 with 100 warmup steps and\n"
-            "cosine decay to 1e-4, beta2 0.99, weight decay 0.1, gradient clipping at 1).\n\n"
-            "Data: the vocabulary is the sorted set of the file's characters; the first 90% of the text\n"
-            "trains, the last 10% validates. Each iteration draws --batch random windows of --block\n"
-            "characters (times --accum micro-batches). Every --eval-every iterations (and at the end) the\n"
-            "mean loss over --eval-iters batches of each split is printed and a checkpoint is written:\n"
-            "MODEL.ember and MODEL.ember.state (optimizer state), each atomically. --resume continues from\n"
-            "them to --iters exactly as an uninterrupted run would. Progress goes to stderr; the loss curve\n"
-            "to --csv (default MODEL.ember.csv).\n\n"
+            "ember-train pretrain --data FILE.txt [--data FILE2.txt ...] --out MODEL.ember [options]\n"
+            "       ember-train finetune --init PRETRAINED.ember --data FILE.jsonl --out MODEL.ember [options]\n"
+            "       ember-train plot LOSS.csv [-o LOSS.svg] [--title TEXT]",
+            "Trains a GPT language model from scratch on text files on the CPU and writes it as a float\n"
+            ".ember model that ember-generate, ember-perplexity and ember-quantize read. The defaults are\n"
+            "nanoGPT's CPU recipe for tiny shakespeare (4 layers, 4 heads, 128 wide, 64 tokens of context,\n"
+            "batch 12, 2000 iterations, AdamW lr 1e-3 with 100 warmup steps and cosine decay to 1e-4, beta2\n"
+            "0.99, weight decay 0.1, gradient clipping at 1).\n\n"
+            "Data: each --data file (UTF-8) is split into train (first 90%) and val (last 10%): --split chars\n"
+            "cuts after floor(0.9 n) characters (nanoGPT), --split lines at the first newline at or after\n"
+            "90% of the bytes. Vocabulary (--vocab): char, the sorted set of the files' characters; bpe, a\n"
+            "GPT-2-style byte-level BPE of --vocab-size tokens (256 bytes, learned merges, <|endoftext|>)\n"
+            "that ember learns from the train parts only (any UTF-8 encodes: every byte is a token); gpt2,\n"
+            "GPT-2's own BPE from --tokenizer-dir (encoder.json + vocab.bpe, or vocab.json + merges.txt).\n"
+            "The parts are encoded per file and joined (with <|endoftext|> between files when the vocabulary\n"
+            "has it). Each iteration draws --batch random windows of --block tokens (times --accum\n"
+            "micro-batches). Every --eval-every iterations (and at the end) the mean loss over --eval-iters\n"
+            "batches of each split is printed and a checkpoint is written: MODEL.ember and MODEL.ember.state\n"
+            "(optimizer state), each atomically, in an order that a kill at any moment leaves resumable.\n"
+            "--resume continues from them to --iters exactly as an uninterrupted run would. Progress goes to\n"
+            "stderr; the loss curve to --csv (default MODEL.ember.csv) and, drawn, to the same name with\n"
+            ".svg, both rewritten at every checkpoint. plot draws the SVG of an existing CSV.\n\n"
             "Weight decay applies to the weights of linear layers only (not to biases, LayerNorm gains or\n"
             "embeddings, unless --decay-embeddings). Results are reproducible for a given --seed at any\n"
             "--threads.\n\n"
@@ -134,9 +228,12 @@ int main(int argc, char** argv) {
             "then linear decay to 0; AdamW (betas 0.9, 0.999, weight decay 0.01 on weights, or\n"
             "--weight-decay if given), gradient clipping. Accuracy on --eval-split rows after every epoch.\n"
             "finetune defaults: --lr 6.25e-5, --batch 8, --epochs 3.");
-  args.option("data", "", "FILE", "training text (UTF-8)");
-  args.option("out", "o", "MODEL", "output .ember model (checkpoints are written here too)");
-  args.option("vocab", "", "KIND", "vocabulary: char (the only kind so far)", "char");
+  args.option("data", "", "FILE", "training text (UTF-8); pretrain takes several");
+  args.option("out", "o", "MODEL", "output .ember model (checkpoints are written here too); plot: the SVG");
+  args.option("vocab", "", "KIND", "vocabulary: char, bpe (learned from the data) or gpt2 (--tokenizer-dir)", "char");
+  args.option("vocab-size", "", "N", "--vocab bpe: tokens in the vocabulary (256 bytes + merges + <|endoftext|>)", "4096");
+  args.option("tokenizer-dir", "", "DIR", "--vocab gpt2: directory with encoder.json + vocab.bpe (or vocab.json + merges.txt)");
+  args.option("split", "", "RULE", "train/val split of each file: chars (first 90% of characters) or lines (at a line end)", "chars");
   args.option("n-layer", "", "N", "transformer blocks", "4");
   args.option("n-head", "", "N", "attention heads", "4");
   args.option("n-embd", "", "N", "embedding width", "128");
@@ -163,7 +260,8 @@ int main(int argc, char** argv) {
   args.option("log-every", "", "N", "progress line every N iterations", "10");
   args.option("seed", "", "N", "seed of initialisation, batches and dropout", "1337");
   args.option("threads", "t", "N", "threads", std::to_string(default_threads()));
-  args.option("csv", "", "FILE", "loss curve (default MODEL.csv next to --out)");
+  args.option("csv", "", "FILE", "loss curve (default MODEL.csv next to --out; the SVG beside it)");
+  args.option("title", "", "TEXT", "plot: the chart's title (default: the CSV's name)");
   args.option("resume", "", "", "continue from --out and --out.state");
   args.option("init", "", "MODEL", "start from the weights (and vocabulary) of this .ember model");
   args.option("lm-weight", "", "L", "finetune: weight of the auxiliary LM loss (0: off)", "0.5");
@@ -174,19 +272,62 @@ int main(int argc, char** argv) {
   args.parse(argc, argv);
   const std::string P = args.prog();
 
-  if (args.positional().empty()) args.usage_error("give a command: pretrain or finetune");
-  if (args.positional()[0] != "pretrain" && args.positional()[0] != "finetune")
-    args.usage_error("unknown command '" + args.positional()[0] + "' (expected pretrain or finetune)");
+  if (args.positional().empty()) args.usage_error("give a command: pretrain, finetune or plot");
+  const std::string cmd = args.positional()[0];
+  if (cmd != "pretrain" && cmd != "finetune" && cmd != "plot")
+    args.usage_error("unknown command '" + cmd + "' (expected pretrain, finetune or plot)");
+  if (cmd == "plot") return plot(args, P);
   if (args.positional().size() > 1) args.usage_error("unexpected argument '" + args.positional()[1] + "'");
-  if (args.positional()[0] == "finetune") return finetune(args, P);
+  if (args.has("title")) args.usage_error("--title is a plot option");
+  if (cmd == "finetune") {
+    for (const char* o : {"vocab-size", "tokenizer-dir", "split"})
+      if (args.has(o)) args.usage_error(std::string("--") + o + " is a pretrain option");
+    if (args.all("data").size() > 1) args.usage_error("finetune takes one --data file");
+    return finetune(args, P);
+  }
+  return pretrain(args, P);
+}
+
+namespace {
+
+int plot(const Args& args, const std::string& P) {
+  if (args.positional().size() != 2) args.usage_error("plot takes one CSV file: ember-train plot LOSS.csv [-o LOSS.svg]");
+  for (const char* o : {"data", "init", "resume", "csv"})
+    if (args.has(o)) args.usage_error(std::string("--") + o + " is not a plot option");
+  const std::string csv = args.positional()[1];
+  const std::string svg = args.has("out") ? args.str("out") : svg_path_for(csv);
+  const std::string text = check(P, read_file(csv));
+  const std::vector<ember::LossRow> rows = check(P, ember::parse_loss_curve_csv(text, csv));
+  const std::string doc = ember::loss_curve_svg(rows, args.has("title") ? args.str("title") : "ember-train: " + base_name(csv));
+  check(P, ember::write_file_atomic(svg, doc.data(), doc.size()));
+  size_t evals = 0;
+  for (const auto& r : rows) evals += r.eval;
+  std::fprintf(stderr, "%s: %zu steps and %zu evaluations from %s; wrote %s\n", P.c_str(), rows.size() - evals, evals, csv.c_str(),
+               svg.c_str());
+  return 0;
+}
+
+int pretrain(const Args& args, const std::string& P) {
   for (const char* o : {"lm-weight", "epochs", "warmup-frac", "balanced", "eval-split"})
     if (args.has(o)) args.usage_error(std::string("--") + o + " is a finetune option");
   if (!args.has("data")) args.usage_error("--data is required");
   if (!args.has("out")) args.usage_error("--out is required");
-  if (args.str("vocab") != "char") args.usage_error("--vocab " + args.str("vocab") + " is not supported (char)");
+  const std::string vocab = args.str("vocab"), split_rule = args.str("split");
+  if (vocab != "char" && vocab != "bpe" && vocab != "gpt2")
+    args.usage_error("--vocab must be char, bpe or gpt2 (got '" + vocab + "')");
+  if (split_rule != "chars" && split_rule != "lines") args.usage_error("--split must be chars or lines (got '" + split_rule + "')");
+  if (args.has("vocab-size") && vocab != "bpe") args.usage_error("--vocab-size needs --vocab bpe");
+  if (args.has("tokenizer-dir") && vocab != "gpt2") args.usage_error("--tokenizer-dir needs --vocab gpt2");
+  if (vocab == "gpt2" && !args.has("tokenizer-dir")) args.usage_error("--vocab gpt2 needs --tokenizer-dir DIR");
+  const uint32_t bpe_size = static_cast<uint32_t>(args.integer("vocab-size", 257, 1 << 20));
   if (args.has("resume") && args.has("init")) args.usage_error("--resume and --init exclude each other");
-  const std::string out = args.str("out"), state_path = out + ".state";
+  const bool from_file = args.has("resume") || args.has("init");
+  const std::string out = args.str("out"), state_path = out + ".state", prev_state_path = out + ".state.prev";
   const std::string csv_path = args.has("csv") ? args.str("csv") : out + ".csv";
+  const std::string svg_path = svg_path_for(csv_path);
+  const std::vector<std::string> data_paths = args.all("data");
+  std::string data_list;
+  for (const auto& d : data_paths) data_list += (data_list.empty() ? "" : ",") + d;
 
   ember::ModelConfig cfg;
   cfg.n_layer = static_cast<uint32_t>(args.integer("n-layer", 1, 1024));
@@ -229,10 +370,11 @@ int main(int argc, char** argv) {
   const uint64_t eval_iters = static_cast<uint64_t>(args.integer("eval-iters", 1, 1 << 20));
   const uint64_t log_every = static_cast<uint64_t>(args.integer("log-every", 1, int64_t{1} << 40));
 
+  for (const std::string& p : {out, state_path, prev_state_path, csv_path, svg_path}) remove_stale_temporaries(p);
+
   // Starting point: fresh, --init, or --resume (then the architecture and vocabulary come from the
   // checkpoint; architecture options that disagree with it are an error).
   ember::ModelSpec start;
-  const bool from_file = args.has("resume") || args.has("init");
   if (from_file) {
     const std::string src = args.has("resume") ? out : args.str("init");
     start = check(P, ember::read_model_file(src));
@@ -249,44 +391,95 @@ int main(int argc, char** argv) {
     same("block", cfg.n_ctx, c.n_ctx);
     if (args.has("norm") && cfg.norm != c.norm) fail(P, "--norm disagrees with " + src);
     if (args.has("act") && cfg.activation != c.activation) fail(P, "--act disagrees with " + src);
-    if (start.tokenizer.kind() != ember::TokenizerKind::kChars)
-      fail(P, src + " has no character vocabulary (ember-train trains character models)");
+    if (start.tokenizer.kind() == ember::TokenizerKind::kNone) fail(P, src + " has no tokenizer");
+    // The vocabulary is the model's (a BPE is never learned again); options that disagree are an error.
+    const bool chars = start.tokenizer.kind() == ember::TokenizerKind::kChars;
+    if (args.has("vocab") && (vocab == "char") != chars)
+      fail(P, "--vocab " + vocab + " disagrees with " + src + " (" + ember::tokenizer_kind_name(start.tokenizer.kind()) + ")");
+    same("vocab-size", bpe_size, static_cast<uint64_t>(start.tokenizer.n_vocab()));
+    if (c.n_classes > 0) fail(P, src + " is a classifier (n_classes " + std::to_string(c.n_classes) + "); pretrain needs a language model");
     cfg = c;
   }
   topt.seq_len = cfg.n_ctx;
 
-  // Data.
-  const std::string text = check(P, read_file(args.str("data")));
-  size_t bad = 0;
-  if (!ember::is_valid_utf8(text, &bad))
-    fail(P, args.str("data") + ": not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  // Data: every file split 90/10, the vocabulary, the token streams.
+  std::vector<TextFile> files(data_paths.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    TextFile& f = files[i];
+    f.path = data_paths[i];
+    f.text = check(P, read_file(f.path));
+    size_t bad = 0;
+    if (!ember::is_valid_utf8(f.text, &bad)) fail(P, f.path + ": not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+    const size_t cut = split_point(f.text, split_rule);
+    f.train = std::string_view(f.text).substr(0, cut);
+    f.val = std::string_view(f.text).substr(cut);
+  }
   ember::Tokenizer tok;
+  std::string vocab_note;
   if (from_file) {
     tok = std::move(start.tokenizer);
+  } else if (vocab == "char") {
+    std::string all;
+    for (const auto& f : files) all += f.text;
+    tok = check(P, ember::Tokenizer::chars(char_vocab(all)));
+  } else if (vocab == "gpt2") {
+    const std::string dir = args.str("tokenizer-dir");
+    const bool openai = file_exists(dir + "/encoder.json");
+    tok = check(P, ember::load_gpt2_tokenizer(dir + (openai ? "/encoder.json" : "/vocab.json"), dir + (openai ? "/vocab.bpe" : "/merges.txt")));
   } else {
-    tok = check(P, ember::Tokenizer::chars(char_vocab(text)));
+    std::vector<std::string_view> texts;
+    size_t bytes = 0;
+    for (const auto& f : files) texts.push_back(f.train), bytes += f.train.size();
+    ember::BpeTrainOptions bo;
+    bo.vocab_size = bpe_size;
+    ember::BpeTrainStats bs;
+    const double b0 = now_seconds();
+    tok = check(P, ember::train_bpe(texts, bo, &bs));
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "byte-level BPE learned from %.2f MB of train text in %.2f s: %llu pieces (%llu distinct), %llu merges, last merge seen %llu times",
+                  bytes / 1e6, now_seconds() - b0, static_cast<unsigned long long>(bs.pieces), static_cast<unsigned long long>(bs.unique_pieces),
+                  static_cast<unsigned long long>(bs.merges), static_cast<unsigned long long>(bs.last_count));
+    vocab_note = buf;
   }
-  cfg.n_vocab = static_cast<uint32_t>(tok.n_vocab());
-  auto enc = tok.encode(text);
-  if (!enc.ok()) fail(P, args.str("data") + ": " + enc.status().message());
-  const std::vector<int32_t>& ids = enc.value();
+  if (!from_file) cfg.n_vocab = static_cast<uint32_t>(tok.n_vocab());
+  if (!vocab_note.empty()) std::fprintf(stderr, "%s: %s\n", P.c_str(), vocab_note.c_str());
   Split split;
-  const size_t n_train = ids.size() * 9 / 10;
-  split.train.assign(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n_train));
-  split.val.assign(ids.begin() + static_cast<std::ptrdiff_t>(n_train), ids.end());
+  for (size_t i = 0; i < files.size(); ++i) {
+    for (int s = 0; s < 2; ++s) {
+      auto enc = tok.encode(s == 0 ? files[i].train : files[i].val);
+      if (!enc.ok()) fail(P, files[i].path + ": " + enc.status().message());
+      std::vector<int32_t>& dst = s == 0 ? split.train : split.val;
+      if (i > 0 && tok.eot_id() >= 0) dst.push_back(tok.eot_id());
+      dst.insert(dst.end(), enc->begin(), enc->end());
+    }
+  }
   const size_t T = cfg.n_ctx, B = topt.batch;
   if (split.train.size() < T + 2 || split.val.size() < T + 2)
-    fail(P, args.str("data") + ": too short for --block " + std::to_string(T) + " (" + std::to_string(ids.size()) +
-                " characters; each split needs more than the block)");
+    fail(P, data_list + ": too short for --block " + std::to_string(T) + " (" + std::to_string(split.train.size()) + " train and " +
+                std::to_string(split.val.size()) + " val tokens; each split needs more than the block)");
 
   std::unique_ptr<ember::Trainer> tr;
   if (from_file) {
     tr = check(P, ember::Trainer::from_spec(start, topt));
     if (args.has("resume")) {
-      check(P, tr->load_state(state_path));
+      // The optimizer state that belongs to the model: MODEL.state, or MODEL.state.prev when a kill
+      // came between the two files of a checkpoint (see checkpoint below).
       auto it = start.metadata.find("train.steps");
-      if (it == start.metadata.end() || it->second != std::to_string(tr->steps()))
-        fail(P, out + " and " + state_path + " are from different steps (an interrupted checkpoint?)");
+      const std::string want = it == start.metadata.end() ? "?" : it->second;
+      std::string found, why;
+      for (const std::string& cand : {state_path, prev_state_path}) {
+        if (!file_exists(cand)) continue;
+        const ember::Status st = tr->load_state(cand);
+        if (st.ok() && std::to_string(tr->steps()) == want) {
+          found = cand;
+          break;
+        }
+        why += (why.empty() ? "" : "; ") + (st.ok() ? cand + " is at step " + std::to_string(tr->steps()) : st.message());
+      }
+      if (found.empty())
+        fail(P, "no optimizer state for " + out + " (step " + want + ")" + (why.empty() ? ": " + state_path + " is missing" : ": " + why));
+      if (found == prev_state_path && std::rename(prev_state_path.c_str(), state_path.c_str()) != 0)
+        fail(P, prev_state_path + ": cannot rename to " + state_path + ": " + std::strerror(errno));
     }
   } else {
     auto r = ember::Trainer::create(cfg, topt);
@@ -296,17 +489,27 @@ int main(int argc, char** argv) {
   const uint64_t first = args.has("resume") ? tr->steps() : 0;
   if (first >= iters) fail(P, out + " already has " + std::to_string(first) + " steps (--iters " + std::to_string(iters) + ")");
 
-  std::fprintf(stderr, "%s: %s, %s, %s; n_layer %u, n_head %u, n_embd %u, n_ff %u, n_ctx %u, n_vocab %u: %.2fM parameters\n",
+  // The loss curve so far: a resumed run keeps the rows up to its checkpoint.
+  std::vector<ember::LossRow> curve;
+  if (args.has("resume")) {
+    auto text = read_file(csv_path);
+    auto rows = text.ok() ? ember::parse_loss_curve_csv(*text, csv_path) : ember::Result<std::vector<ember::LossRow>>(text.status());
+    if (!rows.ok()) {
+      std::fprintf(stderr, "%s: warning: %s; the loss curve restarts at step %llu\n", P.c_str(), rows.status().message().c_str(),
+                   static_cast<unsigned long long>(first));
+    } else {
+      for (const auto& r : *rows)
+        if (r.eval ? r.iter <= first : r.iter < first) curve.push_back(r);
+    }
+  }
+
+  std::fprintf(stderr, "%s: %s, %s, %s; n_layer %u, n_head %u, n_embd %u, n_ff %u, n_ctx %u, n_vocab %u (%s): %.2fM parameters\n",
                P.c_str(), from_file ? (args.has("resume") ? "resuming" : "fine-tuning") : "new model",
                ember::norm_placement_name(cfg.norm), ember::activation_name(cfg.activation), cfg.n_layer, cfg.n_head,
-               cfg.n_embd, cfg.n_ff, cfg.n_ctx, cfg.n_vocab, tr->n_params() / 1e6);
+               cfg.n_embd, cfg.n_ff, cfg.n_ctx, cfg.n_vocab, ember::tokenizer_kind_name(tok.kind()), tr->n_params() / 1e6);
   std::fprintf(stderr, "%s: data %s: %zu train / %zu val tokens; batch %zu x %zu x accum %llu; %u threads; %s memory\n",
-               P.c_str(), args.str("data").c_str(), split.train.size(), split.val.size(), B, T,
+               P.c_str(), data_list.c_str(), split.train.size(), split.val.size(), B, T,
                static_cast<unsigned long long>(accum), topt.n_threads, human_bytes(tr->memory_bytes()).c_str());
-
-  FILE* csv = std::fopen(csv_path.c_str(), args.has("resume") ? "a" : "w");
-  if (!csv) fail(P, csv_path + ": cannot open for writing: " + std::strerror(errno));
-  if (!args.has("resume")) std::fprintf(csv, "iter,lr,loss,grad_norm,ms,train_loss,val_loss\n");
 
   std::vector<int32_t> x(B * T), y(B * T);
   auto evaluate = [&](uint64_t it, double* tl, double* vl) {
@@ -322,16 +525,39 @@ int main(int argc, char** argv) {
     }
     tr->set_training(true);
   };
+  const std::string title = "ember-train " + base_name(out) + ": n_layer " + std::to_string(cfg.n_layer) + ", n_embd " +
+                            std::to_string(cfg.n_embd) + ", n_ctx " + std::to_string(cfg.n_ctx) + ", " +
+                            ember::tokenizer_kind_name(tok.kind()) + " vocab " + std::to_string(cfg.n_vocab) + ", seed " +
+                            std::to_string(topt.seed);
+  auto write_curve = [&] {
+    const std::string c = ember::loss_curve_csv(curve);
+    check(P, ember::write_file_atomic(csv_path, c.data(), c.size()));
+    checkpoint_pause();
+    const std::string s = ember::loss_curve_svg(curve, title);
+    check(P, ember::write_file_atomic(svg_path, s.data(), s.size()));
+    checkpoint_pause();
+  };
+  // A checkpoint is three files, each written atomically: the loss curve first (a resumed run keeps
+  // its rows up to the model's step), then the optimizer state, then the model. The previous state
+  // stays as MODEL.state.prev until the new model is in place, so whenever a kill lands, MODEL and
+  // one of MODEL.state / MODEL.state.prev are from the same step.
   auto checkpoint = [&](double tl, double vl) {
     ember::ModelSpec spec = tr->to_spec();
-    spec.tokenizer = check(P, ember::Tokenizer::chars(tok.tokens()));
-    spec.metadata["train.data"] = args.str("data");
+    spec.tokenizer = clone_tokenizer(P, tok);
+    spec.metadata["train.data"] = data_list;
+    spec.metadata["train.split"] = split_rule;
     spec.metadata["train.train_loss"] = std::to_string(tl);
     spec.metadata["train.val_loss"] = std::to_string(vl);
     spec.metadata["converter"] = "ember-train";
-    // State first: a crash between the two leaves steps that disagree, which --resume detects.
+    write_curve();
+    if (file_exists(state_path) && std::rename(state_path.c_str(), prev_state_path.c_str()) != 0)
+      fail(P, state_path + ": cannot rename to " + prev_state_path + ": " + std::strerror(errno));
+    checkpoint_pause();
     check(P, tr->save_state(state_path));
+    checkpoint_pause();
     check(P, ember::write_model_file(spec, out));
+    checkpoint_pause();
+    std::remove(prev_state_path.c_str());
   };
 
   const double t_start = now_seconds();
@@ -349,8 +575,9 @@ int main(int argc, char** argv) {
       have_val = true;
       std::fprintf(stderr, "step %llu: train loss %.4f, val loss %.4f\n", static_cast<unsigned long long>(it), last_train,
                    last_val);
-      std::fprintf(csv, "%llu,,,,,%.6f,%.6f\n", static_cast<unsigned long long>(it), last_train, last_val);
-      std::fflush(csv);
+      ember::LossRow r;
+      r.iter = it, r.eval = true, r.train_loss = last_train, r.val_loss = last_val;
+      curve.push_back(r);
       if (it != first) checkpoint(last_train, last_val);
     }
     const double t0 = now_seconds();
@@ -371,7 +598,9 @@ int main(int argc, char** argv) {
     window_seconds += dt;
     ++timed;
     ++window_iters;
-    std::fprintf(csv, "%llu,%.6g,%.6f,%.5f,%.3f,,\n", static_cast<unsigned long long>(it), lr, loss, norm, dt * 1e3);
+    ember::LossRow r;
+    r.iter = it, r.lr = lr, r.loss = loss, r.grad_norm = norm, r.ms = dt * 1e3;
+    curve.push_back(r);
     if ((it + 1) % log_every == 0 || it + 1 == iters) {
       // ms/iter over this progress interval; the ETA uses the run's average.
       const double ms = window_seconds / static_cast<double>(window_iters) * 1e3;
@@ -387,23 +616,27 @@ int main(int argc, char** argv) {
                    static_cast<unsigned long long>(it + 1), static_cast<unsigned long long>(iters), loss, val, lr, norm, ms,
                    static_cast<double>(B * T * accum) / (ms / 1e3),
                    fmt_time(left * avg_ms / 1e3 + evals_left * eval_each).c_str());
-      std::fflush(csv);
     }
   }
   const double e0 = now_seconds();
   evaluate(iters, &last_train, &last_val);
   eval_seconds += now_seconds() - e0;
-  std::fprintf(csv, "%llu,,,,,%.6f,%.6f\n", static_cast<unsigned long long>(iters), last_train, last_val);
-  std::fclose(csv);
+  {
+    ember::LossRow r;
+    r.iter = iters, r.eval = true, r.train_loss = last_train, r.val_loss = last_val;
+    curve.push_back(r);
+  }
   checkpoint(last_train, last_val);
   std::fprintf(stderr,
                "done: %llu iterations in %s (%.1f ms/iter training, %.1f s evaluating); step %llu: train loss %.4f, "
-               "val loss %.4f; wrote %s\n",
+               "val loss %.4f; wrote %s, %s, %s\n",
                static_cast<unsigned long long>(iters - first), fmt_time(now_seconds() - t_start).c_str(),
                train_seconds / static_cast<double>(timed) * 1e3, eval_seconds, static_cast<unsigned long long>(iters),
-               last_train, last_val, out.c_str());
+               last_train, last_val, out.c_str(), csv_path.c_str(), svg_path.c_str());
   return 0;
 }
+
+}  // namespace
 
 // ---- finetune: GPT-1 task fine-tuning ---------------------------------------------------------------
 
@@ -416,10 +649,6 @@ float normal_at(uint64_t seed, uint64_t i, float std) {
   return static_cast<float>(std * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
 }
 
-ember::Tokenizer clone_tokenizer(const std::string& P, const ember::Tokenizer& t) {
-  if (t.kind() == ember::TokenizerKind::kChars) return check(P, ember::Tokenizer::chars(t.tokens()));
-  return check(P, ember::Tokenizer::gpt2_bpe(t.tokens(), t.merges(), t.eot_id()));
-}
 
 // A tensor as f32 values (f32 only; others come through a Trainer, see below).
 std::vector<float> f32_values(const ember::TensorData& t) {
