@@ -5,6 +5,7 @@
 //   const ember::Kernels& K = ember::kernels();   // "avx2" on AVX2+FMA x86-64, "neondot"/"neon" on AArch64, else "ref"
 //   K.quantize_rows_q8(x, batch, in, xq, xs);             // x (batch, in) f32 -> xq int8, xs (batch)
 //   ember::gemm_q8_parallel(pool, K, {xq, xs, w, ws, bias, y, batch, in, out});  // kernels/gemm_q8.h
+//   ember::attention_q8(K, {q, qq, k, ks, v, vs, n, d, scores, out});           // kernels/attention.h
 //
 // Choice: kernels() returns the best table compiled into this build that the CPU runs, unless the
 // environment variable EMBER_KERNELS=ref forces the reference (read once, at the first call). A build
@@ -63,6 +64,15 @@ struct Kernels {
   // The tile tokens [t0, t1) x output channels [o0, o1) of `a`. Disjoint tiles write disjoint parts of
   // a.y, so callers may run them concurrently (gemm_q8_parallel in kernels/gemm_q8.h does).
   void (*gemm_q8_tile)(const GemmQ8Args& a, size_t t0, size_t t1, size_t o0, size_t o1);
+
+  // f32-q8-wsum: the weighted sum of n int8 rows of d values with one scale per row (the values of an
+  // int8 KV cache, kernels/attention.h):
+  //   out[i] = sum_{j = 0 .. n-1} (p[j] * scale[j]) * float(v[j][i])
+  // evaluated for each i from +0 in the order j = 0, 1, ..., one product p[j] * scale[j] and one fused
+  // multiply-add per term. Lanes are independent, so every implementation returns bit-identical out.
+  // out (d floats) is overwritten and must not alias the inputs; n == 0 gives zeros. v is (n, d) row-major,
+  // any int8 values; no alignment required.
+  void (*wsum_rows_q8)(const float* p, const int8_t* v, const float* scale, size_t n, size_t d, float* out);
 };
 
 const Kernels& reference_kernels();

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/threadpool.h"
+#include "kernels/attention.h"
 #include "kernels/gemm_q8.h"
 #include "kernels/kernels.h"
 #if defined(__aarch64__)
@@ -633,5 +634,218 @@ TEST_CASE("simd kernels give the same bits on every ISA: avx2 = neon = neondot (
       CHECK(got[i].second == want[i].second);
     }
     MESSAGE(kname << " digests: " << listing);
+  }
+}
+
+// ---- The int8 KV cache: wsum_rows_q8 and attention_q8 (kernels/attention.h) ----
+
+namespace {
+
+// The cached rows of one head as the session writes them: quantize_rows_q8 of each row.
+struct CachedRows {
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+};
+CachedRows cache_rows(const Kernels& K, const std::vector<float>& x, size_t n, size_t d) {
+  CachedRows c{std::vector<int8_t>(n * d), std::vector<float>(n)};
+  K.quantize_rows_q8(x.data(), n, d, c.q.data(), c.scale.data());
+  return c;
+}
+
+// Row counts (positions) and row lengths (head dims): every tail of the 8/32/64-column blocks and of the
+// 4-row GEMM tiles, GPT-2's 64, the default model's 32, the golden models' 12 and 16.
+const size_t kAttnN[] = {1, 2, 3, 4, 5, 7, 8, 9, 31, 33, 64, 65, 255, 257, 1000};
+std::vector<size_t> attn_dims() {
+  std::vector<size_t> s;
+  for (size_t d = 1; d <= 40; ++d) s.push_back(d);
+  for (size_t d : {47, 48, 63, 64, 65, 71, 72, 80, 95, 96, 97, 127, 128, 129, 200}) s.push_back(d);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("wsum_rows_q8: every table against float64 and the SIMD tables against the reference bit for bit") {
+  // The kernel's contract (kernels.h): per column an fma chain from +0 over j = 0.. with weight p[j] * scale[j],
+  // so every implementation gives the same bits. Against the exact sum: one rounding of each weight and one
+  // of each fma step, |err| <= (n + 1) u sum_j |p_j s_j v_ji| (the serial-summation bound).
+  std::mt19937 rng(51);
+  std::vector<const Kernels*> tables = ember::simd_kernels();
+  tables.push_back(&ref());
+  for (size_t d : attn_dims())
+    for (size_t n : {0, 1, 2, 3, 5, 8, 17, 64, 129, 300}) {
+      CAPTURE(d);
+      CAPTURE(n);
+      const std::vector<int8_t> v = rand_q8(n * d, rng, -128, 127);  // any int8 value, -128 too
+      std::vector<float> p = randn(n, rng), scale = randn(n, rng, 0.05f);
+      for (float& x : p) x = std::fabs(x) / (n + 1.0f);
+      if (n > 2) p[1] = -p[1];  // a negative weight: the kernel does not assume softmax output
+      std::vector<float> want(d, NAN);
+      ref().wsum_rows_q8(p.data(), v.data(), scale.data(), n, d, want.data());
+      for (const Kernels* K : tables) {
+        const std::string kname = K->name;
+        CAPTURE(kname);
+        std::vector<float> got(d + 3, -7.0f);  // 3 guard floats: nothing is written past d
+        K->wsum_rows_q8(p.data(), v.data(), scale.data(), n, d, got.data());
+        for (size_t i = 0; i < d; ++i) {
+          double exact = 0, mag = 0;
+          for (size_t j = 0; j < n; ++j) {
+            exact += static_cast<double>(p[j]) * scale[j] * v[j * d + i];
+            mag += std::fabs(static_cast<double>(p[j]) * scale[j] * v[j * d + i]);
+          }
+          CHECK(std::fabs(got[i] - exact) <= (n + 1.0) * u * mag);
+          CHECK(same_bits(got[i], want[i]));
+        }
+        for (size_t i = d; i < d + 3; ++i) CHECK(got[i] == -7.0f);
+      }
+    }
+}
+
+TEST_CASE("attention_q8: q.k scores bit for bit, softmax and output within the stated bounds of the reference") {
+  // attention_q8 = quantize_rows_q8 (bit-identical on every table) + gemm_q8_tile with batch 1 (exact integer
+  // sums, same epilogue: bit-identical) + softmax_f32 + wsum_rows_q8 (bit-identical). So a SIMD table differs
+  // from the reference only through softmax_f32: per weight |p_K - p_ref| <= ((18 + n/16) + (n + 2)) u p (the
+  // bound of the softmax test above), and the output by sum_j |p_K - p_ref|_j |s_j v_ji| plus each side's
+  // summation error (n + 1) u sum_j p_j |s_j v_ji|.
+  std::mt19937 rng(52);
+  for (const Kernels* K : ember::simd_kernels()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t d : attn_dims())
+      for (size_t n : kAttnN) {
+        if (d > 72 && n > 65 && n != 1000) continue;  // keep the suite quick under qemu
+        CAPTURE(d);
+        CAPTURE(n);
+        const std::vector<float> q = randn(d, rng, 1.5f), k = randn(n * d, rng), v = randn(n * d, rng);
+        const CachedRows kc = cache_rows(ref(), k, n, d), vc = cache_rows(ref(), v, n, d);
+        // The scores stage alone, exactly as attention_q8 runs it.
+        std::vector<int8_t> q8(d);
+        float sq;
+        K->quantize_rows_q8(q.data(), 1, d, q8.data(), &sq);
+        const float xs = sq * (1.0f / std::sqrt(static_cast<float>(d)));
+        std::vector<float> sk(n, NAN), sr(n, NAN);
+        K->gemm_q8_tile(GemmQ8Args{q8.data(), &xs, kc.q.data(), kc.scale.data(), nullptr, sk.data(), 1, d, n}, 0, 1, 0, n);
+        ref().gemm_q8_tile(GemmQ8Args{q8.data(), &xs, kc.q.data(), kc.scale.data(), nullptr, sr.data(), 1, d, n}, 0, 1, 0, n);
+        check_same(sk, sr);
+        // The whole attention.
+        std::vector<int8_t> q8k(d), q8r(d);
+        std::vector<float> pk(n), pr(n), ok(d + 2, -7.0f), orf(d);
+        ember::attention_q8(*K, {q.data(), q8k.data(), kc.q.data(), kc.scale.data(), vc.q.data(), vc.scale.data(), n, d, pk.data(), ok.data()});
+        ember::attention_q8(ref(), {q.data(), q8r.data(), kc.q.data(), kc.scale.data(), vc.q.data(), vc.scale.data(), n, d, pr.data(), orf.data()});
+        CHECK(q8k == q8r);
+        const double rel = ((18.0 + n / 16.0) + (n + 2.0)) * u;
+        for (size_t j = 0; j < n; ++j) CHECK(std::fabs(pk[j] - pr[j]) <= rel * pr[j] + 1e-30);
+        for (size_t i = 0; i < d; ++i) {
+          double dp = 0, mag = 0;
+          for (size_t j = 0; j < n; ++j) {
+            const double sv = std::fabs(static_cast<double>(vc.scale[j]) * vc.q[j * d + i]);
+            dp += std::fabs(pk[j] - pr[j]) * sv;
+            mag += pr[j] * sv;
+          }
+          CHECK(std::fabs(ok[i] - orf[i]) <= dp + 2 * (n + 2.0) * u * mag + 1e-30);
+        }
+        CHECK(ok[d] == -7.0f);
+        CHECK(ok[d + 1] == -7.0f);
+      }
+  }
+}
+
+TEST_CASE("attention_q8 against float64 attention of the unquantized rows: within the derived quantization bound") {
+  // Every row x = s (q + e) with |e| <= e_max = 1/2 + 128 u (quantize_rows_q8's rounding). Score j is
+  // (q . k_j) / sqrt(d); quantizing query and key moves it by at most
+  //   delta_j = (sum_i |q_i| |ek_ji| + |k_ji| |eq_i| + |eq_i| |ek_ji|) / sqrt(d)
+  // with |ek_ji| <= ks_j e_max and |eq_i| <= sq e_max (plus ~d u of float epilogue, below). With delta =
+  // max_j delta_j, each softmax weight moves by a factor within [e^-2delta, e^2delta], so
+  //   |out_i - exact_i| <= (e^{2 delta} - 1) sum_j p_j |v_ji| + e_max sum_j p_j vs_j  (+ float rounding),
+  // the second term from the values' own quantization. Checked for the reference and the best table; the
+  // mean error over the bound is printed (typically far below 1: rounding errors are not all worst case).
+  std::mt19937 rng(53);
+  const double e_max = 0.5 + 128 * u;
+  for (const Kernels* K : {&ember::kernels(), &ref()}) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    double worst = 0, sum_ratio = 0;
+    size_t count = 0;
+    for (size_t d : {12, 16, 31, 32, 64, 65, 128})
+      for (size_t n : {1, 2, 7, 64, 257, 1000}) {
+        CAPTURE(d);
+        CAPTURE(n);
+        // Keys correlated with the query so that attention is peaked (scores up to ~8), as in trained models.
+        std::vector<float> q = randn(d, rng), k = randn(n * d, rng), v = randn(n * d, rng, 2.0f);
+        for (size_t j = 0; j < n; j += 3)
+          for (size_t i = 0; i < d; ++i) k[j * d + i] += 0.15f * q[i] * (j % 5);
+        const CachedRows kc = cache_rows(*K, k, n, d), vc = cache_rows(*K, v, n, d);
+        std::vector<int8_t> q8(d);
+        std::vector<float> p(n), out(d);
+        ember::attention_q8(*K, {q.data(), q8.data(), kc.q.data(), kc.scale.data(), vc.q.data(), vc.scale.data(), n, d, p.data(), out.data()});
+        float sq;
+        std::vector<int8_t> qq(d);
+        ref().quantize_rows_q8(q.data(), 1, d, qq.data(), &sq);
+        // float64 attention of the original rows.
+        std::vector<double> s(n);
+        double mx = -INFINITY, delta = 0;
+        for (size_t j = 0; j < n; ++j) {
+          double dot = 0, dj = 0;
+          for (size_t i = 0; i < d; ++i) {
+            dot += static_cast<double>(q[i]) * k[j * d + i];
+            const double ek = kc.scale[j] * e_max, eq = sq * e_max;
+            dj += std::fabs(q[i]) * ek + std::fabs(k[j * d + i]) * eq + eq * ek;
+          }
+          s[j] = dot / std::sqrt(static_cast<double>(d));
+          // + the float epilogue and the scale product (~4 u of the score) and softmax_f32's error.
+          delta = std::max(delta, dj / std::sqrt(static_cast<double>(d)) + 4 * u * std::fabs(s[j]) + (20.0 + n) * u);
+          mx = std::max(mx, s[j]);
+        }
+        double z = 0;
+        for (size_t j = 0; j < n; ++j) z += std::exp(s[j] - mx);
+        for (size_t i = 0; i < d; ++i) {
+          double exact = 0, pv = 0, pvs = 0;
+          for (size_t j = 0; j < n; ++j) {
+            const double pj = std::exp(s[j] - mx) / z;
+            exact += pj * v[j * d + i];
+            pv += pj * std::fabs(v[j * d + i]);
+            pvs += pj * vc.scale[j];
+          }
+          const double bound = std::expm1(2 * delta) * pv + e_max * pvs + 2 * (n + 2.0) * u * (pv + pvs);
+          const double err = std::fabs(out[i] - exact);
+          CHECK(err <= bound);
+          worst = std::max(worst, err / bound);
+          sum_ratio += err / bound;
+          ++count;
+        }
+      }
+    MESSAGE(kname << " attention_q8 vs float64: max |err| / bound " << worst << ", mean " << sum_ratio / count);
+    CHECK(sum_ratio / count < 0.5);  // a biased kernel would sit near the bound everywhere
+  }
+}
+
+TEST_CASE("attention_q8 gives the same bits on every ISA: avx2 = neon = neondot (digest of the AVX2 results)") {
+  // As the kernel digests above: integer-built inputs, every (d, n) of the shape lists; the digest was made
+  // by the avx2 table on x86-64 and printed below when it differs.
+  const uint64_t want = 0x1c17893447eb2619ull;
+  const std::vector<const Kernels*> simd = ember::simd_kernels();
+  if (simd.empty()) MESSAGE("no SIMD table on this CPU / build: nothing to compare");
+  for (const Kernels* K : simd) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    Fnv h;
+    std::mt19937 rng(78);
+    for (size_t d : attn_dims())
+      for (size_t n : kAttnN) {
+        if (d > 72 && n > 65) continue;
+        const std::vector<float> q = exact_floats(d, rng, 18), k = exact_floats(n * d, rng, 18), v = exact_floats(n * d, rng, 19);
+        const CachedRows kc = cache_rows(*K, k, n, d), vc = cache_rows(*K, v, n, d);
+        std::vector<int8_t> q8(d);
+        std::vector<float> p(n), out(d);
+        ember::attention_q8(*K, {q.data(), q8.data(), kc.q.data(), kc.scale.data(), vc.q.data(), vc.scale.data(), n, d, p.data(), out.data()});
+        h.add(p);
+        h.add(out);
+        std::vector<float> w(d);
+        K->wsum_rows_q8(k.data(), vc.q.data(), v.data(), std::min(n, d), d, w.data());  // arbitrary weights and scales
+        h.add(w);
+      }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "0x%016llxull", static_cast<unsigned long long>(h.h));
+    MESSAGE(kname << " attention_q8 digest: " << buf);
+    CHECK(h.h == want);
   }
 }

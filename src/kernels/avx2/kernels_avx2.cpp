@@ -11,6 +11,7 @@
 //        g >= 0.09). Phi = h or 1 - h with h = 0.5 erfc(z): both tails without cancellation.
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "kernels/avx2/kernels_avx2.h"
 
@@ -233,12 +234,53 @@ void layernorm_avx2(const float* x, const float* g, const float* b, float* y, si
   }
 }
 
+// 8 int8 at p -> 8 floats (exact).
+inline __m256 cvt8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+// Columns [i, i + 8 * A) of the weighted sum, A accumulators kept in registers over all n rows.
+template <int A>
+inline void wsum_block(const float* p, const int8_t* v, const float* scale, size_t n, size_t d, size_t i, float* out) {
+  __m256 acc[A];
+  for (int a = 0; a < A; ++a) acc[a] = _mm256_setzero_ps();
+  const int8_t* row = v + i;
+  for (size_t j = 0; j < n; ++j, row += d) {
+    const __m256 w = _mm256_set1_ps(p[j] * scale[j]);
+    for (int a = 0; a < A; ++a) acc[a] = _mm256_fmadd_ps(w, cvt8(row + 8 * a), acc[a]);
+  }
+  for (int a = 0; a < A; ++a) _mm256_storeu_ps(out + i + 8 * a, acc[a]);
+}
+
+// f32-q8-wsum-avx2: 64, then 32, then 8 columns per pass over the rows; a tail of d % 8 columns through
+// zero-padded 8-byte copies (never reading past a row) and a masked store.
+void wsum_rows_q8_avx2(const float* p, const int8_t* v, const float* scale, size_t n, size_t d, float* out) {
+  size_t i = 0;
+  for (; i + 64 <= d; i += 64) wsum_block<8>(p, v, scale, n, d, i, out);
+  if (i + 32 <= d) {
+    wsum_block<4>(p, v, scale, n, d, i, out);
+    i += 32;
+  }
+  for (; i + 8 <= d; i += 8) wsum_block<1>(p, v, scale, n, d, i, out);
+  if (i < d) {
+    const size_t rem = d - i;
+    __m256 acc = _mm256_setzero_ps();
+    const int8_t* row = v + i;
+    for (size_t j = 0; j < n; ++j, row += d) {
+      int8_t b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      memcpy(b, row, rem);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j] * scale[j]), cvt8(b), acc);
+    }
+    _mm256_maskstore_ps(out + i, tail_mask(rem), acc);
+  }
+}
+
 }  // namespace
 
 const Kernels& avx2_kernels() {
   static const Kernels k = {"avx2",       layernorm_avx2, gelu_tanh_avx2,        gelu_erf_avx2, relu_avx2,
                             softmax_avx2, dot_avx2,       axpy_avx2,             add_avx2,      quantize_rows_q8_avx2,
-                            gemm_q8_avx2, gemm_q8_tile_avx2};
+                            gemm_q8_avx2, gemm_q8_tile_avx2, wsum_rows_q8_avx2};
   return k;
 }
 

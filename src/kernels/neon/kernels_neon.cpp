@@ -241,12 +241,56 @@ void layernorm_neon(const float* x, const float* g, const float* b, float* y, si
   for (; i < n; ++i) y[i] = fmaf((x[i] - ms) * rs, g[i], b[i]);
 }
 
+// Columns [i, i + 8 * A) of the weighted sum (the AVX2 kernel's blocks: a pair of float32x4_t per 8
+// columns), accumulators kept in registers over all n rows. Each lane sees the reference's fma chain.
+template <int A>
+inline void wsum_block(const float* p, const int8_t* v, const float* scale, size_t n, size_t d, size_t i, float* out) {
+  float32x4_t acc[2 * A];
+  for (int a = 0; a < 2 * A; ++a) acc[a] = vdupq_n_f32(0.0f);
+  const int8_t* row = v + i;
+  for (size_t j = 0; j < n; ++j, row += d) {
+    const float32x4_t w = vdupq_n_f32(p[j] * scale[j]);
+    for (int a = 0; a < A; ++a) {
+      const int16x8_t h = vmovl_s8(vld1_s8(row + 8 * a));
+      acc[2 * a] = vfmaq_f32(acc[2 * a], w, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))));
+      acc[2 * a + 1] = vfmaq_f32(acc[2 * a + 1], w, vcvtq_f32_s32(vmovl_high_s16(h)));
+    }
+  }
+  for (int a = 0; a < 2 * A; ++a) vst1q_f32(out + i + 4 * a, acc[a]);
+}
+
+// f32-q8-wsum-neon: 64, 32, then 8 columns per pass over the rows; a tail of d % 8 columns through
+// zero-padded 8-byte copies (never reading past a row).
+void wsum_rows_q8_neon(const float* p, const int8_t* v, const float* scale, size_t n, size_t d, float* out) {
+  size_t i = 0;
+  for (; i + 64 <= d; i += 64) wsum_block<8>(p, v, scale, n, d, i, out);
+  if (i + 32 <= d) {
+    wsum_block<4>(p, v, scale, n, d, i, out);
+    i += 32;
+  }
+  for (; i + 8 <= d; i += 8) wsum_block<1>(p, v, scale, n, d, i, out);
+  if (i < d) {
+    const size_t rem = d - i;
+    float32x4_t lo = vdupq_n_f32(0.0f), hi = vdupq_n_f32(0.0f);
+    const int8_t* row = v + i;
+    for (size_t j = 0; j < n; ++j, row += d) {
+      int8_t b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      memcpy(b, row, rem);
+      const float32x4_t w = vdupq_n_f32(p[j] * scale[j]);
+      const int16x8_t h = vmovl_s8(vld1_s8(b));
+      lo = vfmaq_f32(lo, w, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))));
+      hi = vfmaq_f32(hi, w, vcvtq_f32_s32(vmovl_high_s16(h)));
+    }
+    store8_tail(out + i, F8{lo, hi}, rem);
+  }
+}
+
 }  // namespace
 
 const Kernels& neon_kernels() {
   static const Kernels k = {"neon",       layernorm_neon, gelu_tanh_neon,        gelu_erf_neon, relu_neon,
                             softmax_neon, dot_neon,       axpy_neon,             add_neon,      quantize_rows_q8_neon,
-                            gemm_q8_neon, gemm_q8_tile_neon};
+                            gemm_q8_neon, gemm_q8_tile_neon, wsum_rows_q8_neon};
   return k;
 }
 

@@ -80,7 +80,7 @@ void quantize_rows_q8_ref(const float* x, size_t rows, size_t n, int8_t* q, floa
       }
       float v = std::nearbyint(x[i] / s);  // ties to even (default rounding mode)
       v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
-      q[i] = static_cast<int8_t>(v);
+      q[i] = v == v ? static_cast<int8_t>(v) : 0;  // NaN (a broken model's activations): no UB cast
     }
   }
 }
@@ -102,12 +102,20 @@ void gemm_q8_ref(const int8_t* xq, const float* xs, size_t batch, const int8_t* 
   gemm_q8_tile_ref(GemmQ8Args{xq, xs, w, ws, bias, y, batch, in, out}, 0, batch, 0, out);
 }
 
+void wsum_rows_q8_ref(const float* p, const int8_t* v, const float* scale, size_t n, size_t d, float* out) {
+  for (size_t i = 0; i < d; ++i) out[i] = 0.0f;
+  for (size_t j = 0; j < n; ++j, v += d) {
+    const float w = p[j] * scale[j];
+    for (size_t i = 0; i < d; ++i) out[i] = std::fma(w, static_cast<float>(v[i]), out[i]);
+  }
+}
+
 }  // namespace
 
 const Kernels& reference_kernels() {
   static const Kernels k = {"ref",       layernorm_ref, gelu_tanh_ref,        gelu_erf_ref, relu_ref,
                             softmax_ref, dot_ref,       axpy_ref,             add_ref,      quantize_rows_q8_ref,
-                            gemm_q8_ref, gemm_q8_tile_ref};
+                            gemm_q8_ref, gemm_q8_tile_ref, wsum_rows_q8_ref};
   return k;
 }
 

@@ -1,0 +1,65 @@
+// Causal attention of one query over the cached positions of one head, for both KV cache types, composed
+// from the kernel table (so it runs the table's ISA and is tested through it):
+//
+//   ember::attention_f32(K, q, k, v, n, d, scores, out);                        // f32 cache
+//   ember::attention_q8(K, {q, q8, k, k_scale, v, v_scale, n, d, scores, out});  // int8 cache
+//
+// f32 cache: s[j] = dot(q, k[j]) / sqrt(d), p = softmax(s), out = sum_j p[j] v[j] (dot_f32, softmax_f32,
+// axpy_f32 per row).
+//
+// int8 cache: every cached key and value row (d values of one layer, head and position) is stored as
+// symmetric int8 with one f32 scale, by quantize_rows_q8: row = scale * q, |q| <= 127. The query is
+// quantized the same way (scale sq, into the caller's scratch q8), then
+//   s[j]   = (sq / sqrt(d)) * k_scale[j] * float(sum_i q8[i] k[j][i])    gemm_q8_tile with batch 1: the
+//            integer dot product is exact, the epilogue is gemm_q8's fma(xs * ws[j], float(acc), 0)
+//   p      = softmax(s)                                                  softmax_f32
+//   out[i] = sum_j (p[j] * v_scale[j]) * float(v[j][i])                  wsum_rows_q8
+// Every SIMD table returns the same bits (the integer sums are exact, softmax_f32 and wsum_rows_q8 are
+// lane-for-lane the same on AVX2 and NEON); against the reference table only softmax_f32's stated error
+// differs. Quantizing the query as well as the keys keeps q.k an exact int8 dot product (4x fewer
+// bytes than f32 and no float summation order); its error is measured in tests/unit/test_kv_cache.cpp.
+//
+// n >= 1 positions; scores (n floats) is scratch and holds p on return; out (d floats) is overwritten.
+// Allocates nothing; reentrant (callers run one (query, head) per task).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+namespace ember {
+
+inline void attention_f32(const Kernels& K, const float* q, const float* k, const float* v, size_t n, size_t d,
+                          float* scores, float* out) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  for (size_t j = 0; j < n; ++j) scores[j] = K.dot_f32(q, k + j * d, d) * scale;
+  K.softmax_f32(scores, n);
+  std::memset(out, 0, d * sizeof(float));
+  for (size_t j = 0; j < n; ++j) K.axpy_f32(scores[j], v + j * d, out, d);
+}
+
+struct AttentionQ8Args {
+  const float* q;        // (d) the query, f32
+  int8_t* q8;            // (d) scratch: the quantized query
+  const int8_t* k;       // (n, d) cached keys, int8 rows
+  const float* k_scale;  // (n)
+  const int8_t* v;       // (n, d) cached values, int8 rows
+  const float* v_scale;  // (n)
+  size_t n, d;
+  float* scores;  // (n) scratch; the attention weights on return
+  float* out;     // (d)
+};
+
+inline void attention_q8(const Kernels& K, const AttentionQ8Args& a) {
+  float sq;
+  K.quantize_rows_q8(a.q, 1, a.d, a.q8, &sq);
+  const float xs = sq * (1.0f / std::sqrt(static_cast<float>(a.d)));
+  K.gemm_q8_tile(GemmQ8Args{a.q8, &xs, a.k, a.k_scale, nullptr, a.scores, 1, a.d, a.n}, 0, 1, 0, a.n);
+  K.softmax_f32(a.scores, a.n);
+  K.wsum_rows_q8(a.scores, a.v, a.v_scale, a.n, a.d, a.out);
+}
+
+}  // namespace ember
