@@ -2,7 +2,7 @@
 // (tests/train/make_bpe_golden.py, output in tests/data/train/bpe/), and by its properties: exact vocabulary
 // size, byte fallback and exact round trips of arbitrary UTF-8, the first merge is the most frequent pair,
 // determinism, errors. Then ember-train pretrain --vocab bpe / gpt2 end to end, several --data files, and a
-// BPE model fine-tuned on Unicode text and classified by ember-classify.
+// BPE model run by the tools, quantized, fine-tuned on Unicode text and classified by ember-classify.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -289,6 +289,12 @@ TEST_CASE("ember-train pretrain --vocab bpe: several files, the vocabulary from 
   CHECK(gen.run("-m " + D + "/m.ember -p 'Ж👩' -n 4 --seed 1") == 0);
   ember_test::ToolRunner ppl("ember-perplexity", "ember_train_bpe_ppl");
   CHECK(ppl.run("-m " + D + "/m.ember -f " + D + "/b.txt") == 0);
+  ember_test::ToolRunner quant("ember-quantize", "ember_train_bpe_q");
+  CHECK(quant.run(D + "/m.ember " + D + "/m8.ember --calib " + D + "/b.txt") == 0);
+  auto q = ember::Model::load(D + "/m8.ember");
+  REQUIRE(q.ok());
+  CHECK((*q)->tokenizer().tokens() == tok.tokens());
+  CHECK(gen.run("-m " + D + "/m8.ember -p 'Ж👩' -n 4 --seed 1") == 0);
 
   // --resume keeps the learned vocabulary (it is not learned again).
   REQUIRE(tool.run(common + "--iters 12 --resume --out " + D + "/m.ember") == 0);
