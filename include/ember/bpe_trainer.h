@@ -6,21 +6,21 @@
 //   ember::Result<ember::Tokenizer> tok = ember::train_bpe(texts, o, &stats);
 //   // tok->kind() == kGpt2Bpe: spec.tokenizer = std::move(*tok); ember::write_model_file(spec, ...)
 //
-// The algorithm is GPT-2's (Sennrich et al. 2016 on bytes, as openai/gpt-2 and Hugging Face's
-// ByteLevel BPE train it): GPT-2's pre-tokenizer splits each text into pieces (src/tokenizer/
-// pretokenize.h), equal pieces are counted, each piece starts as its UTF-8 bytes, and then, until the
-// vocabulary has vocab_size tokens, the most frequent adjacent pair of tokens (counted over all pieces,
-// overlapping occurrences included, weighted by the piece's count) is merged everywhere, left to right
-// within a piece. Ties go to the smaller (left id, right id). Pair counts are updated incrementally, so a
-// merge costs the pieces that contain its pair, not the corpus.
+// The algorithm is BPE (Sennrich et al. 2016) on bytes, as GPT-2's vocabulary was made (Radford et al.
+// 2019) and as Hugging Face's ByteLevel BPE trainer and minbpe do it: GPT-2's pre-tokenizer splits each
+// text into pieces (src/tokenizer/pretokenize.h), equal pieces are counted, each piece starts as its
+// UTF-8 bytes, and then, until the vocabulary has vocab_size tokens, the most frequent adjacent pair of
+// tokens (counted over all pieces, overlapping occurrences included, weighted by the piece's count) is
+// merged everywhere, left to right within a piece. Ties go to the smaller (left id, right id). Pair
+// counts are updated incrementally, so a merge costs the pieces that contain its pair, not the corpus.
 //
 // The result is the runtime's GPT-2 BPE tokenizer (Tokenizer::gpt2_bpe), stored in .ember files exactly
-// like an imported GPT-2 vocabulary: ids 0..255 are the single bytes 0x00..0xFF (so any UTF-8 text, and
-// any byte string, encodes: byte fallback), then the learned tokens in merge order, then
-// "<|endoftext|>" as the last id when `end_of_text` is set. Encoding the training text with the result
-// reproduces the training segmentation exactly. If a merge yields bytes that are already a token (two
-// different splits of one string), the merge is kept and maps to the existing id, as Hugging Face does;
-// such merges add no token, so the merge count may exceed vocab_size - 257.
+// like an imported GPT-2 vocabulary: ids 0..255 are the single bytes 0x00..0xFF (byte fallback: any
+// UTF-8 text encodes, characters never seen in training included), then the learned tokens in merge
+// order, then "<|endoftext|>" as the last id when `end_of_text` is set. Encoding the training text with
+// the result reproduces the training segmentation exactly. If a merge yields bytes that are already a
+// token (two different splits of one string), the merge is kept and maps to the existing id, as Hugging
+// Face does; such merges add no token, so the merge count may exceed vocab_size - 257.
 // Deterministic: the same texts and options give the same tokenizer (no hashing order leaks through).
 // Part of libember_host; never prints.
 #pragma once
