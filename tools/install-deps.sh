@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package that ember's build and tests need. Safe to run again.
 #   tools/install-deps.sh          build + test dependencies
-#   tools/install-deps.sh --dev    also the tools that regenerate golden test data (python3-numpy)
+#   tools/install-deps.sh --dev    also the tools that regenerate golden test data (python3-numpy), and
+#                                  those of --fuzz
 #   tools/install-deps.sh --cross  also the aarch64 cross compiler and qemu-user, which tools/test.sh
 #                                  uses to build for 64-bit ARM and run the tests under emulation
+#   tools/install-deps.sh --fuzz   also clang 14 with its sanitizer and libFuzzer runtimes, llvm-symbolizer
+#                                  (llvm-14) and valgrind, for the ASan + UBSan build and the fuzz smoke run
+#                                  of tools/test.sh, and for tools/fuzz.sh
 # (the aarch64 libraries are not installed: platforms/make-sysroot-aarch64.sh unpacks them)
 set -euo pipefail
 
@@ -17,9 +21,10 @@ pkgs=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --dev) pkgs+=(python3-numpy) ;;
+    --dev) pkgs+=(python3-numpy clang-14 libclang-rt-14-dev llvm-14 valgrind) ;;
     --cross) pkgs+=(g++-aarch64-linux-gnu qemu-user) ;;
-    *) echo "install-deps: unknown option $arg (--dev, --cross)" >&2; exit 2 ;;
+    --fuzz) pkgs+=(clang-14 libclang-rt-14-dev llvm-14 valgrind) ;;
+    *) echo "install-deps: unknown option $arg (--dev, --cross, --fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -1,6 +1,9 @@
 // Writes a file atomically: bytes go to "<path>.tmp.<pid>", which is flushed, fsync'ed and renamed over
-// `path` by commit(). Destroyed without commit(), it removes the temporary: a failure (full disk, kill)
-// never leaves a half-written file at `path`, and an older file there stays intact.
+// `path` by commit(), then the directory is fsync'ed. Destroyed without commit(), it removes the
+// temporary: a failure (full disk, kill) never leaves a half-written file at `path`, and an older file
+// there stays intact (a killed process cannot remove its temporary; the pid in its name tells whose it
+// was). Error messages name `path` and say that the previous file is unchanged.
+// Not thread-safe; two writers of the same path must be in different processes.
 #pragma once
 
 #include <cstdio>

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "convert/import.h"
+#include "convert/json_excerpt.h"
 #include "convert/safetensors.h"
 #include "ember/convert.h"
 
@@ -145,8 +147,7 @@ class ConfigReader {
     return invalid_file(file_ + ": missing field '" + key + "'");
   }
   Status bad(const char* key, const char* want, const json& v) const {
-    std::string got = v.dump();
-    if (got.size() > 40) got = got.substr(0, 37) + "...";
+    const std::string got = json_excerpt(v, 40);
     return invalid_file(file_ + ": field '" + key + "' must be " + want + ", got " + got);
   }
 
@@ -412,6 +413,10 @@ Result<ModelSpec> import_safetensors(const std::string& input, const std::string
       v.assign(t.shape[0], 0.0f);  // nanoGPT bias=false: LayerNorm and linear biases are all zero
     } else {
       EMBER_ASSIGN_OR_RETURN(v, st.read_f32(*p.src));
+      for (size_t i = 0; i < v.size(); ++i)
+        if (!std::isfinite(v[i]))
+          return invalid_file(st_path + ": tensor '" + p.src->name + "' holds " + (std::isnan(v[i]) ? "NaN" : "an infinity") +
+                              " at element " + std::to_string(i) + "; a model needs finite weights");
       if (p.transpose) {  // [in, out] -> [out, in]
         const size_t rows = t.shape[0], cols = t.shape[1];  // out, in
         std::vector<float> tr(v.size());
@@ -431,6 +436,21 @@ Result<ModelSpec> import_safetensors(const std::string& input, const std::string
 }
 
 }  // namespace
+
+Result<ModelConfig> parse_checkpoint_config(const std::string& json_text, const std::string& name) {
+  try {
+    json j;
+    try {
+      j = json::parse(json_text);
+    } catch (const std::exception& e) {
+      return invalid_file(name + ": not valid JSON: " + e.what());
+    }
+    EMBER_ASSIGN_OR_RETURN(Detected d, read_config(j, name));
+    return d.config;
+  } catch (const std::exception& e) {
+    return invalid_file(name + ": " + e.what());
+  }
+}
 
 const TensorData* ModelSpec::find(const std::string& name) const {
   for (const TensorData& t : tensors)

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "convert/json_excerpt.h"
 #include "ember/convert.h"
 
 namespace ember {
@@ -53,11 +54,8 @@ uint32_t load_u32(const uint8_t* p) {
          (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
 }
 
-// A short excerpt of a JSON value for error messages (never the whole header).
-std::string excerpt(const json& v) {
-  std::string s = v.dump();
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
+// A short excerpt of a JSON value for error messages (never the whole header, never recursive).
+std::string excerpt(const json& v) { return json_excerpt(v, 60); }
 
 }  // namespace
 
@@ -69,12 +67,14 @@ SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept {
     path_ = std::move(o.path_);
     map_ = o.map_;
     map_size_ = o.map_size_;
+    mapped_ = o.mapped_;
     data_ = o.data_;
     entries_ = std::move(o.entries_);
     index_ = std::move(o.index_);
     metadata_ = std::move(o.metadata_);
     o.map_ = nullptr;
     o.map_size_ = 0;
+    o.mapped_ = false;
     o.data_ = nullptr;
   }
   return *this;
@@ -83,8 +83,9 @@ SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept {
 SafetensorsFile::~SafetensorsFile() { release(); }
 
 void SafetensorsFile::release() {
-  if (map_) munmap(const_cast<uint8_t*>(map_), map_size_);
+  if (map_ && mapped_) munmap(const_cast<uint8_t*>(map_), map_size_);
   map_ = nullptr;
+  mapped_ = false;
   map_size_ = 0;
   data_ = nullptr;
 }
@@ -123,11 +124,31 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   // truncates the file while we read, the kernel raises SIGBUS; import is a host tool, and checkpoints
   // are not rewritten in place.)
   void* m = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_err = errno;
   ::close(fd);
-  if (m == MAP_FAILED) return io_error(P + ": mmap failed: " + std::strerror(errno));
+  if (m == MAP_FAILED) return io_error(P + ": mmap failed: " + std::strerror(map_err));
   f.map_ = static_cast<const uint8_t*>(m);
   f.map_size_ = file_size;
+  f.mapped_ = true;
+  EMBER_RETURN_IF_ERROR(f.parse());
+  return f;
+}
 
+Result<SafetensorsFile> SafetensorsFile::from_buffer(const uint8_t* data, size_t size, const std::string& name) {
+  SafetensorsFile f;
+  f.path_ = name;
+  if (size < 8)
+    return invalid_file(name + ": file is " + std::to_string(size) + " bytes, too short for the 8-byte safetensors header size");
+  f.map_ = data;
+  f.map_size_ = size;
+  EMBER_RETURN_IF_ERROR(f.parse());
+  return f;
+}
+
+Status SafetensorsFile::parse() {
+  SafetensorsFile& f = *this;
+  const std::string& P = path_;
+  const uint64_t file_size = map_size_;
   const uint64_t header_size = static_cast<uint64_t>(load_u32(f.map_)) |
                                (static_cast<uint64_t>(load_u32(f.map_ + 4)) << 32);
   if (header_size > file_size - 8)
@@ -223,7 +244,7 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
       return invalid_file(P + ": tensor '" + by_offset[i]->name + "' overlaps tensor '" + by_offset[i - 1]->name +
                           "' in the data area");
   }
-  return f;
+  return Status::Ok();
 }
 
 Result<std::vector<float>> SafetensorsFile::read_f32(const Entry& e) const {

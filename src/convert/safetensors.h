@@ -32,6 +32,9 @@ class SafetensorsFile {
   };
 
   static Result<SafetensorsFile> open(const std::string& path);
+  // The same checks on a buffer the caller keeps alive for the object's lifetime (fuzzing, tests);
+  // `name` stands for the path in messages.
+  static Result<SafetensorsFile> from_buffer(const uint8_t* data, size_t size, const std::string& name);
 
   SafetensorsFile(SafetensorsFile&& o) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&& o) noexcept;
@@ -50,10 +53,12 @@ class SafetensorsFile {
  private:
   SafetensorsFile() = default;
   void release();
+  Status parse();  // the header checks, on map_ / map_size_
 
   std::string path_;
   const uint8_t* map_ = nullptr;  // whole file
   size_t map_size_ = 0;
+  bool mapped_ = false;  // map_ is our mmap (open), not the caller's buffer (from_buffer)
   const uint8_t* data_ = nullptr;  // data area: after the 8-byte size and the header
   std::vector<Entry> entries_;
   std::map<std::string, size_t> index_;

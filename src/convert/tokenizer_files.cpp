@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "convert/json_excerpt.h"
+#include "convert/tokenizer_files.h"
 #include "ember/convert.h"
 
 namespace ember {
@@ -34,9 +36,7 @@ Status read_text(const std::string& path, std::string* out) {
   return Status::Ok();
 }
 
-Status parse_json(const std::string& path, json* out) {
-  std::string text;
-  EMBER_RETURN_IF_ERROR(read_text(path, &text));
+Status parse_json(const std::string& text, const std::string& path, json* out) {
   try {
     *out = json::parse(text);
   } catch (const json::exception& e) {
@@ -85,9 +85,10 @@ bool unspell(const std::string& spelled, std::string* bytes) {
 
 std::string shown(const std::string& s) { return "'" + s + "'"; }
 
-Result<Tokenizer> load_gpt2_impl(const std::string& vocab_path, const std::string& merges_path) {
+Result<Tokenizer> gpt2_impl(const std::string& vocab_text, const std::string& vocab_path, const std::string& text,
+                            const std::string& merges_path) {
   json vocab;
-  EMBER_RETURN_IF_ERROR(parse_json(vocab_path, &vocab));
+  EMBER_RETURN_IF_ERROR(parse_json(vocab_text, vocab_path, &vocab));
   if (!vocab.is_object() || vocab.empty()) {
     return invalid_file(vocab_path + ": expected a non-empty JSON object mapping tokens to ids");
   }
@@ -101,7 +102,7 @@ Result<Tokenizer> load_gpt2_impl(const std::string& vocab_path, const std::strin
   for (const auto& [spelled, value] : vocab.items()) {
     if (!value.is_number_integer() || value.get<int64_t>() < 0 ||
         value.get<int64_t>() >= static_cast<int64_t>(n)) {
-      return invalid_file(vocab_path + " entry " + shown(spelled) + ": id " + value.dump() +
+      return invalid_file(vocab_path + " entry " + shown(spelled) + ": id " + json_excerpt(value) +
                           " is not an integer in [0, " + std::to_string(n) + ")");
     }
     const auto id = value.get<int32_t>();
@@ -119,8 +120,6 @@ Result<Tokenizer> load_gpt2_impl(const std::string& vocab_path, const std::strin
     id_of.emplace(spelled, id);
   }
 
-  std::string text;
-  EMBER_RETURN_IF_ERROR(read_text(merges_path, &text));
   std::vector<std::pair<int32_t, int32_t>> merges;
   std::istringstream lines(text);
   std::string line;
@@ -151,20 +150,24 @@ Result<Tokenizer> load_gpt2_impl(const std::string& vocab_path, const std::strin
 
 // Accepts ["a", "b", ...], {"a": 0, "b": 1, ...}, or nanoGPT's meta ({"stoi": {...}} or
 // {"itos": {"0": "a", ...} or [...]}).
-Result<Tokenizer> load_chars_impl(const std::string& path) {
+Result<Tokenizer> chars_impl(const std::string& text, const std::string& path) {
   const std::string& name = path;
-  json j;
-  EMBER_RETURN_IF_ERROR(parse_json(path, &j));
+  json root;
+  EMBER_RETURN_IF_ERROR(parse_json(text, path, &root));
   std::vector<std::string> symbols;
   auto bad = [&](const std::string& what) { return invalid_file(name + " " + what); };
 
-  if (j.is_object() && j.contains("stoi")) j = j["stoi"];
-  else if (j.is_object() && j.contains("itos")) {
-    const json itos = j["itos"];
+  // Pointers into `root`, never copies: copying a json value recurses once per nesting level, and a
+  // hostile file can nest 100,000 deep.
+  const json* jp = &root;
+  json inverted;
+  if (root.is_object() && root.contains("stoi")) jp = &root["stoi"];
+  else if (root.is_object() && root.contains("itos")) {
+    const json& itos = root["itos"];
     if (itos.is_array()) {
-      j = itos;
+      jp = &itos;
     } else if (itos.is_object()) {
-      json inverted = json::object();
+      inverted = json::object();
       for (const auto& [key, value] : itos.items()) {
         if (!value.is_string()) return bad("itos entry " + shown(key) + ": expected a string");
         char* end = nullptr;
@@ -175,11 +178,12 @@ Result<Tokenizer> load_chars_impl(const std::string& path) {
         }
         inverted[value.get<std::string>()] = id;
       }
-      j = std::move(inverted);
+      jp = &inverted;
     } else {
       return bad("\"itos\": expected an object or array");
     }
   }
+  const json& j = *jp;
 
   if (j.is_array()) {
     for (size_t i = 0; i < j.size(); ++i) {
@@ -193,7 +197,7 @@ Result<Tokenizer> load_chars_impl(const std::string& path) {
     for (const auto& [ch, value] : j.items()) {
       if (!value.is_number_integer() || value.get<int64_t>() < 0 ||
           value.get<int64_t>() >= static_cast<int64_t>(n)) {
-        return bad("entry " + shown(ch) + ": id " + value.dump() + " is not an integer in [0, " +
+        return bad("entry " + shown(ch) + ": id " + json_excerpt(value) + " is not an integer in [0, " +
                    std::to_string(n) + ")");
       }
       const auto id = value.get<size_t>();
@@ -212,20 +216,34 @@ Result<Tokenizer> load_chars_impl(const std::string& path) {
 }  // namespace
 
 // The public functions never throw: nlohmann and allocation failures are turned into a Status here.
-Result<Tokenizer> load_gpt2_tokenizer(const std::string& vocab_json_path, const std::string& merges_path) {
+Result<Tokenizer> parse_gpt2_tokenizer(const std::string& vocab_json, const std::string& vocab_name,
+                                       const std::string& merges, const std::string& merges_name) {
   try {
-    return load_gpt2_impl(vocab_json_path, merges_path);
+    return gpt2_impl(vocab_json, vocab_name, merges, merges_name);
   } catch (const std::exception& e) {
-    return invalid_file(vocab_json_path + " / " + merges_path + ": " + e.what());
+    return invalid_file(vocab_name + " / " + merges_name + ": " + e.what());
   }
 }
 
-Result<Tokenizer> load_char_tokenizer(const std::string& path) {
+Result<Tokenizer> parse_char_tokenizer(const std::string& json_text, const std::string& name) {
   try {
-    return load_chars_impl(path);
+    return chars_impl(json_text, name);
   } catch (const std::exception& e) {
-    return invalid_file(path + ": " + e.what());
+    return invalid_file(name + ": " + e.what());
   }
+}
+
+Result<Tokenizer> load_gpt2_tokenizer(const std::string& vocab_json_path, const std::string& merges_path) {
+  std::string vocab, merges;
+  EMBER_RETURN_IF_ERROR(read_text(vocab_json_path, &vocab));
+  EMBER_RETURN_IF_ERROR(read_text(merges_path, &merges));
+  return parse_gpt2_tokenizer(vocab, vocab_json_path, merges, merges_path);
+}
+
+Result<Tokenizer> load_char_tokenizer(const std::string& path) {
+  std::string text;
+  EMBER_RETURN_IF_ERROR(read_text(path, &text));
+  return parse_char_tokenizer(text, path);
 }
 
 }  // namespace ember

@@ -27,7 +27,7 @@ Status AtomicFile::open(const std::string& path) {
   discard();
   path_ = path;
   tmp_ = path + ".tmp." + std::to_string(getpid());
-  f_ = std::fopen(tmp_.c_str(), "wb");
+  f_ = std::fopen(tmp_.c_str(), "wbe");  // e: O_CLOEXEC, a child process never inherits it
   if (!f_) return io_error(path + ": cannot create " + tmp_ + ": " + std::strerror(errno));
   pos_ = 0;
   return Status::Ok();
@@ -64,6 +64,15 @@ Status AtomicFile::commit() {
     if (why.empty()) why = std::strerror(errno);
     std::remove(tmp_.c_str());
     return io_error(path_ + ": could not finish writing (" + why + "); the previous file, if any, is unchanged");
+  }
+  // The rename is durable once the directory is on disk too (else a power cut can bring back the old
+  // name, or neither). Best effort: some file systems refuse fsync on a directory.
+  const size_t slash = path_.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)fsync(dfd);
+    ::close(dfd);
   }
   return Status::Ok();
 }

@@ -127,7 +127,13 @@ Status EmberFile::parse() {
     if (!seen.insert(v.name).second) return invalid_file(T + " appears twice");
     if (t->shape()->size() == 0 || t->shape()->size() > 4) return invalid_file(T + ": rank must be 1..4");
     uint64_t n = 1;
-    for (uint64_t d : *t->shape()) {
+    // The verifier checks the alignment of a vector's length, not of its 8-byte elements: a crafted
+    // file can place them anywhere, so they are copied out rather than loaded in place.
+    const uint8_t* dims = t->shape()->Data();
+    for (flatbuffers::uoffset_t i = 0; i < t->shape()->size(); ++i) {
+      uint64_t d;
+      std::memcpy(&d, dims + i * sizeof d, sizeof d);
+      d = flatbuffers::EndianScalar(d);
       v.shape.push_back(d);
       if (!mul_ok(n, d, &n)) return invalid_file(T + ": shape " + shape_str(v.shape) + " overflows");
     }

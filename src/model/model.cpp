@@ -86,9 +86,15 @@ Model::Model() : impl_(new Impl()) {}
 Model::~Model() = default;
 
 Result<std::shared_ptr<const Model>> Model::load(const std::string& path) {
+  EMBER_ASSIGN_OR_RETURN(std::unique_ptr<EmberFile> file, EmberFile::open(path));
+  return Impl::load_file(std::move(file));
+}
+
+Result<std::shared_ptr<const Model>> Model::Impl::load_file(std::unique_ptr<EmberFile> file) {
   std::shared_ptr<Model> m(new Model());
   Impl& I = *m->impl_;
-  EMBER_ASSIGN_OR_RETURN(I.file, EmberFile::open(path));
+  I.file = std::move(file);
+  const std::string& path = I.file->path();
   I.config = I.file->config();
   const ModelConfig& c = I.config;
 

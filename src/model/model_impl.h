@@ -57,6 +57,9 @@ struct Model::Impl {
   // XNNPACK operators hold bound pointers between setup and run: one forward at a time.
   mutable std::mutex compute_mutex;
 
+  // The semantic half of Model::load: every tensor the config needs, then the compute. `file` is
+  // verified already (EmberFile::open, or EmberFile::from_buffer for fuzzing and in-memory models).
+  static Result<std::shared_ptr<const Model>> load_file(std::unique_ptr<EmberFile> file);
   // f32 view of a tensor (converting F16 / I8 once into `owned`).
   Result<const float*> f32(const std::string& name);
   // A linear layer from `weight` (and `bias`, may be empty): int8 weights stay int8 and are read in

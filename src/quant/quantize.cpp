@@ -16,7 +16,7 @@ void quantize_rows_symmetric(const float* w, size_t rows, size_t cols, int8_t* q
     for (size_t c = 0; c < cols; ++c) {
       float v = std::nearbyint(row[c] * inv);  // round half to even (default rounding mode)
       v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
-      q[r * cols + c] = static_cast<int8_t>(v);
+      q[r * cols + c] = v == v ? static_cast<int8_t>(v) : 0;  // NaN: no UB cast (import refuses such weights)
     }
   }
 }

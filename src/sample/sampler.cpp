@@ -45,7 +45,9 @@ double Sampler::uniform() {
 int32_t Sampler::sample(const float* logits, const int32_t* history, size_t n_history) {
   const size_t V = n_vocab_;
   float* l = logits_.data();
-  std::copy(logits, logits + V, l);
+  // A NaN logit (a broken or hostile model) would make the ordering below inconsistent, which
+  // std::sort and std::nth_element do not allow: it is never chosen.
+  for (size_t i = 0; i < V; ++i) l[i] = std::isnan(logits[i]) ? -INFINITY : logits[i];
   if (p_.repeat_penalty != 1.0f && n_history > 0) {
     if (++stamp_ == 0) {  // wrapped: clear the marks
       std::fill(seen_.begin(), seen_.end(), 0);
@@ -76,6 +78,10 @@ int32_t Sampler::sample(const float* logits, const int32_t* history, size_t n_hi
   if (need_sorted) std::sort(idx, idx + n, by_logit);
   float mx = l[idx[0]];
   for (size_t i = 1; i < n; ++i) mx = std::max(mx, l[idx[i]]);
+  // Infinite logits have no softmax: the first candidate of the largest logit (all -inf: any).
+  if (!std::isfinite(mx))
+    for (size_t i = 0; i < n; ++i)
+      if (l[idx[i]] == mx) return idx[i];
   double total = 0.0;
   for (size_t i = 0; i < n; ++i) {
     const float e = std::exp(l[idx[i]] - mx);
