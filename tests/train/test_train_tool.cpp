@@ -401,8 +401,8 @@ TEST_CASE("kill -9 at random moments, also inside checkpoint writes: the checkpo
   while (!finished && rounds < 60) {
     ++rounds;
     const pid_t pid = spawn(args_for(K, ember_test::exists(K)));
-    if (kills < 12) {
-      std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(std::uniform_real_distribution<double>(0.02, 0.35)(rng) * run_ms * 1e3)));
+    if (kills < 16) {
+      std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(std::uniform_real_distribution<double>(0.02, 0.2)(rng) * run_ms * 1e3)));
       kill(pid, SIGKILL);
     }
     REQUIRE(waitpid(pid, &status, 0) == pid);
