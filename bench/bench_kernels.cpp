@@ -166,8 +166,13 @@ int main(int argc, char** argv) {
     if (cpuinfo_initialize() && cpuinfo_has_x86_avx2()) readers.push_back({"sum of 32-byte AVX2 loads", read_chunk_avx2});
 #endif
     std::printf("| memory read (%zu MiB) | threads | GB/s |\n|---|---|---|\n", opt.cold_mib);
-    for (const auto& [name, fn] : readers)
-      for (auto [nt, tp] : pools) {
+    // Plain variables, not structured bindings: lambdas cannot capture those before C++20 (clang).
+    for (const auto& reader : readers)
+      for (const auto& pool : pools) {
+        const char* name = reader.first;
+        void (*fn)(void*, size_t) = reader.second;
+        const int nt = pool.first;
+        pthreadpool_t tp = pool.second;
         const double s = median_seconds(opt, [&](size_t) { pthreadpool_parallelize_1d(tp, fn, &task, bytes / chunk, 0); });
         std::printf("| %s | %d | %.1f |\n", name, nt, bytes / s * 1e-9);
       }
@@ -217,7 +222,9 @@ int main(int argc, char** argv) {
       lin.push_back(std::move(l.value()));
     }
     wf = std::vector<float>();
-    for (auto [nt, tp] : pools) {
+    for (const auto& pool : pools) {
+      const int nt = pool.first;
+      pthreadpool_t tp = pool.second;
       const double tq = median_seconds(opt, [&](size_t) { K.quantize_rows_q8(x.data(), batch, in, xq.data(), xs.data()); });
       const double hot = median_seconds(opt, [&](size_t) { ember::gemm_q8_parallel(tp, K, args(wq[0].get())); });
       double cold = NAN;

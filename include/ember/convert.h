@@ -4,7 +4,7 @@
 //   if (spec.ok()) ember::Status s = ember::write_model_file(*spec, "gpt2.ember");
 //
 // A ModelSpec is an in-memory model: config, tokenizer, float tensors (canonical names, [out, in]) and
-// metadata. write_model_file writes to "<path>.tmp" and renames, so a failed write never leaves a
+// metadata. write_model_file writes to "<path>.tmp.<pid>" and renames, so a failed write never leaves a
 // half-written file at `path`. Not part of the device runtime (libember); lives in libember_host.
 #pragma once
 
@@ -57,7 +57,10 @@ Status write_model_file(const ModelSpec& spec, const std::string& path);
 Result<Tokenizer> load_gpt2_tokenizer(const std::string& vocab_json_path, const std::string& merges_path);
 Result<Tokenizer> load_char_tokenizer(const std::string& path);
 
-// Writes `bytes` to `path` atomically (path.tmp, fsync, rename). Used for every file ember writes.
+// Writes `bytes` to `path` atomically: "<path>.tmp.<pid>", fsync, rename over `path`, fsync of the
+// directory. On any failure (full disk, I/O error) the temporary is removed and `path` keeps its previous
+// contents; the message says so. Used for every file ember writes. Concurrent writers of the same path
+// must be different processes (the temporary's name holds the pid); different paths are independent.
 Status write_file_atomic(const std::string& path, const void* bytes, size_t size);
 
 }  // namespace ember

@@ -8,10 +8,17 @@
 // needs exists with the right shape and dtype, data lies inside the file, sizes cannot overflow,
 // scales are finite) and prepares the compute: XNNPACK operators are created and weights packed
 // once here, never per token.
-// Lifetime: share it with std::shared_ptr; sessions keep it alive.
-// Thread safety: all const methods may be called from any thread. Several sessions may share one
-// model from several threads; their forward passes serialize on the model's operators (one
-// session computes at a time), so results equal single-threaded runs.
+// Lifetime: share it with std::shared_ptr; sessions keep it alive. The file stays mapped while the
+// model lives: it must not be truncated or rewritten in place meanwhile (the kernel would raise SIGBUS
+// on the next access); ember's own writers replace a file by rename, which is safe.
+// Thread safety: load() may run in several threads at once (also on the same file). A loaded Model is
+// immutable: all const methods, tokenizer() included, may be called from any thread. Several sessions
+// may share one model from several threads; their forward passes serialize on the model's compute
+// lock (one session computes at a time), so each gets exactly what it gets running alone
+// (tests/unit/test_threads.cpp: 4 threads, float and int8).
+// Untrusted files: load() is safe on any bytes (fuzzed: tests/fuzz, README "Security"). It does not
+// check float weight values; a model with NaN or inf weights runs and produces NaN logits, which the
+// Sampler never picks.
 #pragma once
 
 #include <cstdint>

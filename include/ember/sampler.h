@@ -9,7 +9,10 @@
 // (argmax, lowest id on ties); otherwise logits / temperature, top-k, softmax, top-p (smallest set
 // whose probability reaches top_p), and a draw from a xoshiro256** generator seeded by `seed`, so a
 // seed reproduces a run on every platform. sample() does not allocate.
-// Thread safety: a Sampler is not thread-safe (it owns its RNG state and buffers).
+// Thread safety: a Sampler is not thread-safe (it owns its RNG state and buffers): one per thread.
+// Non-finite logits (a broken model): NaN is never chosen; when the largest logit is +inf (or every
+// logit is -inf or NaN) sample() returns the first candidate holding it, without drawing. The result is
+// always in [0, n_vocab).
 #pragma once
 
 #include <cstddef>

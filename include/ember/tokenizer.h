@@ -8,7 +8,10 @@
 //
 // Token strings are stored as raw bytes (not GPT-2's byte-to-unicode form). BPE merges are pairs of
 // token ids in rank order; the merged token is the one whose bytes are the concatenation.
-// Thread safety: a constructed Tokenizer is immutable; encode/decode may run concurrently.
+// Thread safety: a constructed Tokenizer is immutable; encode/decode may run concurrently from any
+// number of threads. A Utf8Stream is one stream's state: not thread-safe, use one per thread.
+// Untrusted input: encode() accepts any bytes (invalid UTF-8 is an error naming the first bad byte);
+// gpt2_bpe() and chars() check a vocabulary completely before use (fuzzed: tests/fuzz).
 #pragma once
 
 #include <cstdint>

@@ -135,8 +135,9 @@ Status EmberFile::parse() {
       std::memcpy(&d, dims + i * sizeof d, sizeof d);
       d = flatbuffers::EndianScalar(d);
       v.shape.push_back(d);
-      if (!mul_ok(n, d, &n)) return invalid_file(T + ": shape " + shape_str(v.shape) + " overflows");
     }
+    for (uint64_t d : v.shape)
+      if (!mul_ok(n, d, &n)) return invalid_file(T + ": shape " + shape_str(v.shape) + " overflows");
     uint8_t dt = static_cast<uint8_t>(t->dtype());
     if (dt > static_cast<uint8_t>(DType::kI8)) return invalid_file(T + ": unknown dtype " + std::to_string(dt));
     v.dtype = static_cast<DType>(dt);

@@ -91,6 +91,15 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& path) {
 }
 
 Result<std::shared_ptr<const Model>> Model::Impl::load_file(std::unique_ptr<EmberFile> file) {
+  const std::string path = file->path();
+  try {
+    return load_verified(std::move(file));
+  } catch (const std::bad_alloc&) {  // f32 copies of f16 / int8 tensors: a model can be too large
+    return internal_error(path + ": out of memory loading the model");
+  }
+}
+
+Result<std::shared_ptr<const Model>> Model::Impl::load_verified(std::unique_ptr<EmberFile> file) {
   std::shared_ptr<Model> m(new Model());
   Impl& I = *m->impl_;
   I.file = std::move(file);

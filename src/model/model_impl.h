@@ -60,6 +60,7 @@ struct Model::Impl {
   // The semantic half of Model::load: every tensor the config needs, then the compute. `file` is
   // verified already (EmberFile::open, or EmberFile::from_buffer for fuzzing and in-memory models).
   static Result<std::shared_ptr<const Model>> load_file(std::unique_ptr<EmberFile> file);
+  static Result<std::shared_ptr<const Model>> load_verified(std::unique_ptr<EmberFile> file);  // may throw bad_alloc
   // f32 view of a tensor (converting F16 / I8 once into `owned`).
   Result<const float*> f32(const std::string& name);
   // A linear layer from `weight` (and `bias`, may be empty): int8 weights stay int8 and are read in

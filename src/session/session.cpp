@@ -233,17 +233,24 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   I.pool.reset(new ThreadPool(opts.n_threads));
   EMBER_RETURN_IF_ERROR(I.k_cache.allocate(I.L * I.H * I.T * I.D, "the KV cache"));
   EMBER_RETURN_IF_ERROR(I.v_cache.allocate(I.L * I.H * I.T * I.D, "the KV cache"));
-  I.x.resize(B * I.C);
-  I.xn.resize(B * I.C);
-  I.qkv.resize(B * 3 * I.C);
-  I.att.resize(B * I.C);
-  I.tmp.resize(B * I.C);
-  I.ff.resize(B * I.F);
-  I.scores.resize(B * I.H * I.T);
-  I.logits.resize(kLogitRows * I.V);
-  I.hidden.resize(I.C);
-  I.xq.resize(B * I.M->max_linear_in);
-  I.xs.resize(B);
+  // The config, not the file size, decides these sizes (scores: n_batch x n_head x n_ctx floats), and a
+  // hostile model file can ask for more than the machine has: an error, never an exception.
+  try {
+    I.x.resize(B * I.C);
+    I.xn.resize(B * I.C);
+    I.qkv.resize(B * 3 * I.C);
+    I.att.resize(B * I.C);
+    I.tmp.resize(B * I.C);
+    I.ff.resize(B * I.F);
+    I.scores.resize(B * I.H * I.T);
+    I.logits.resize(kLogitRows * I.V);
+    I.hidden.resize(I.C);
+    I.xq.resize(B * I.M->max_linear_in);
+    I.xs.resize(B);
+  } catch (const std::bad_alloc&) {
+    return internal_error("session: out of memory allocating the scratch for n_batch " + std::to_string(B) + ", n_head " +
+                          std::to_string(I.H) + ", n_ctx " + std::to_string(I.T) + " (" + I.model->path() + ")");
+  }
   I.prof.on = opts.profile;
   I.tap = opts.linear_tap;
   return s;

@@ -5,6 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <dirent.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -30,6 +33,17 @@
 #include "format/ember_file.h"
 #include "kernels/kernels.h"
 #include "test_paths.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMBER_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMBER_TEST_ASAN 1
+#endif
+#endif
+#ifndef EMBER_TEST_ASAN
+#define EMBER_TEST_ASAN 0
+#endif
 
 namespace {
 
@@ -282,6 +296,41 @@ TEST_CASE("security: a model file of another format version is refused") {
   std::remove(p.c_str());
 }
 
+TEST_CASE("security: an .ember file too short for its header is refused") {
+  const std::string p = tmp("short_header.ember");
+  write_all(p, "EMBR12345");
+  CHECK(contains(load_error(p), "short_header.ember: file is 9 bytes, too small for an ember model"));
+  REQUIRE(ember::write_model_file(tiny_spec(), p).ok());
+  std::string bytes = read_all(p);
+  const uint32_t huge = 1000000;
+  std::memcpy(&bytes[0], &huge, 4);  // the size prefix of the FlatBuffer
+  write_all(p, bytes);
+  CHECK(contains(load_error(p), "short_header.ember: truncated: header says 1000004 bytes of metadata, file has " +
+                                    std::to_string(bytes.size())));
+  std::remove(p.c_str());
+}
+
+TEST_CASE("security: a corrupted FlatBuffers header fails verification") {
+  const std::string p = tmp("corrupt_root.ember");
+  REQUIRE(ember::write_model_file(tiny_spec(), p).ok());
+  std::string bytes = read_all(p);
+  const uint32_t root = 0xFFFFFF00u;  // the root table's offset, right after the size prefix
+  std::memcpy(&bytes[4], &root, 4);
+  write_all(p, bytes);
+  const std::string e = load_error(p);
+  CHECK(contains(e, "corrupt_root.ember: corrupted: FlatBuffers verification of the model header failed"));
+  std::remove(p.c_str());
+}
+
+TEST_CASE("security: a tensor shape whose element count overflows 64 bits is refused") {
+  ember::ModelSpec s = tiny_spec();
+  tensor(s, "h.0.ln_1.bias").shape = {4294967296ull, 4294967296ull, 2};
+  const std::string p = tmp("overflow.ember");
+  REQUIRE(ember::write_model_file_unchecked(s, p).ok());
+  CHECK(contains(load_error(p), "tensor 'h.0.ln_1.bias': shape [4294967296, 4294967296, 2] overflows"));
+  std::remove(p.c_str());
+}
+
 TEST_CASE("security: an int8 weight of -128 is refused") {
   ember::ModelSpec s = tiny_spec();
   REQUIRE(ember::quantize_model(s, {}).ok());
@@ -338,6 +387,64 @@ TEST_CASE("security: a session refuses an empty prompt, a prompt past n_ctx, ids
   const ember::Tokenizer& tok = (*m)->tokenizer();
   CHECK(error_of(tok.encode("ab\xff")) == "encode: invalid UTF-8 at byte offset 2");
   CHECK(error_of(tok.encode("abz")) == "encode: character 'z' (U+007A) at byte offset 2 is not in the vocabulary");
+}
+
+TEST_CASE("security: a model asking for more memory than there is gives an error, not an exception") {
+#if EMBER_TEST_ASAN
+  MESSAGE("skipped under AddressSanitizer (its shadow memory does not fit an address-space limit)");
+#else
+  // 8 MB of weights (wpe: n_ctx 32768 x n_embd 64) and n_head 64 ask for 512 MiB of attention scores
+  // (n_batch 64 x n_head x n_ctx floats). The child limits its address space to 256 MB above what it
+  // uses, so the allocation fails: Session::create must return an error (std::vector threw bad_alloc).
+  ember::ModelSpec s;
+  ember::ModelConfig& c = s.config;
+  c.n_vocab = 2;
+  c.n_ctx = 32768;
+  c.n_embd = 64;
+  c.n_head = 64;
+  c.n_layer = 1;
+  c.n_ff = 4;
+  for (const auto& r : ember::required_tensors(c)) {
+    ember::TensorData t;
+    t.name = r.name;
+    t.shape = r.shape;
+    uint64_t n = 1;
+    for (uint64_t d : r.shape) n *= d;
+    t.data.assign(n * 4, 0);
+    s.tensors.push_back(std::move(t));
+  }
+  const std::string p = tmp("greedy_memory.ember");
+  REQUIRE(ember::write_model_file(s, p).ok());
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    try {
+      auto m = ember::Model::load(p);
+      if (!m.ok()) _exit(3);
+      long pages = 0;
+      if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+        std::fclose(f);
+      }
+      rlimit l{};
+      l.rlim_cur = l.rlim_max = static_cast<rlim_t>(pages) * static_cast<rlim_t>(sysconf(_SC_PAGESIZE)) + (256u << 20);
+      if (pages == 0 || setrlimit(RLIMIT_AS, &l) != 0) _exit(4);
+      auto session = ember::Session::create(*m, {});
+      if (session.ok()) _exit(5);
+      _exit(session.status().code() == ember::StatusCode::kInternal &&
+                    session.status().message().rfind("session: out of memory allocating the scratch for n_batch 64, n_head 64, n_ctx 32768", 0) == 0
+                ? 0
+                : 6);
+    } catch (...) {
+      _exit(7);  // an exception escaped the library
+    }
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK_MESSAGE(WIFEXITED(status), "the child died of signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+  CHECK(WEXITSTATUS(status) == 0);
+  std::remove(p.c_str());
+#endif
 }
 
 // ---- the committed fuzz seeds stay valid inputs -----------------------------------------------------
