@@ -6,17 +6,23 @@
 #                               and every suite run there under qemu-aarch64 (meson's exe_wrapper), on
 #                               qemu's default CPU (dot product: the "neondot" kernels), then the suites
 #                               that depend on the kernels again on a Cortex-A53 (the plain "neon" ones)
-#   tools/test.sh --native   step 1 only
+#                            3. sanitizers: clang 14 and its runtimes (install-deps.sh --fuzz), a build with
+#                               AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/ (every report
+#                               fatal), every native suite run there, then a fuzz smoke run: each libFuzzer
+#                               target of tests/fuzz for 5 s (tools/fuzz.sh; each target counts as a test)
+#   tools/test.sh --native   steps 1 and 3 (no ARM)
+#   tools/test.sh --no-asan  steps 1 and 2
 # Runs every step even when one fails; prints the time of each step, ends with one line
 # "tests: N passed, N failed" over all runs, and exits non-zero if any test failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-native_only=0
+native_only=0 asan=1
 for arg in "$@"; do
   case "$arg" in
     --native) native_only=1 ;;
-    *) echo "test: unknown option $arg (--native)" >&2; exit 2 ;;
+    --no-asan) asan=0 ;;
+    *) echo "test: unknown option $arg (--native, --no-asan)" >&2; exit 2 ;;
   esac
 done
 
@@ -89,6 +95,56 @@ if [[ $native_only -eq 0 ]]; then
   else
     failed=$((failed + 1))
     echo "test: the aarch64 cross build failed" >&2
+  fi
+fi
+
+if [[ $asan -eq 1 ]]; then
+  # clang rather than GCC: the same build also gives the fuzz targets (libFuzzer is clang's), and the
+  # suites get a second compiler's warnings and sanitizer checks. Every report is fatal.
+  asan_opts=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+             -Dcpp_args=-fno-sanitize-recover=all -Dcpp_link_args=-fno-sanitize-recover=all)
+  export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:check_initialization_order=1:strict_string_checks=1
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  setup_asan() {
+    tools/install-deps.sh --fuzz || return 1
+    local stamp
+    stamp=$(echo "clang-14 ${asan_opts[*]}" | sha256sum | cut -c1-16)
+    if [[ ! -f build-asan/build.ninja || "$(cat build-asan/.ember-asan-stamp 2>/dev/null)" != "$stamp" ]]; then
+      rm -rf build-asan
+      CC=clang-14 CXX=clang++-14 meson setup build-asan "${asan_opts[@]}" || return 1
+      echo "$stamp" > build-asan/.ember-asan-stamp
+    fi
+    ninja -C build-asan -k 0  # builds all it can: the suites that did build still run below
+  }
+  step "ASan + UBSan build (build-asan/, clang 14)" setup_asan || {
+    failed=$((failed + 1))
+    echo "test: the ASan + UBSan build failed" >&2
+  }
+  if [[ -f build-asan/build.ninja ]]; then
+    # The suites whose programs were built (a suite that did not compile counts as one failure).
+    mapfile -t built < <(meson introspect build-asan --tests | python3 -c '
+import json, os, sys
+for t in json.load(sys.stdin):
+    print(t["name"] if os.path.exists(t["cmd"][0]) else "MISSING " + t["name"])')
+    suites=()
+    for b in "${built[@]}"; do
+      if [[ $b == MISSING* ]]; then failed=$((failed + 1)); echo "test: ${b#MISSING } was not built" >&2; else suites+=("$b"); fi
+    done
+    rm -f build-asan/meson-logs/testlog.json
+    step "ASan + UBSan tests (build-asan/)" \
+      meson test -C build-asan --no-rebuild --print-errorlogs --timeout-multiplier 3 "${suites[@]}"
+    count build-asan
+    # The fuzz smoke run: each target's committed seeds plus 5 s of mutation, two targets at a time.
+    step "fuzz smoke run (tools/fuzz.sh, 5 s per target)" \
+      bash -c 'set -o pipefail; tools/fuzz.sh --build-dir build-asan --time 5 --parallel 2 | tee build-asan/fuzz-smoke.log'
+    fuzz_line=$(grep -E '^fuzz: [0-9]+ targets, [0-9]+ failed' build-asan/fuzz-smoke.log 2>/dev/null)
+    if [[ $fuzz_line =~ ^fuzz:\ ([0-9]+)\ targets,\ ([0-9]+)\ failed ]]; then
+      passed=$((passed + BASH_REMATCH[1] - BASH_REMATCH[2]))
+      failed=$((failed + BASH_REMATCH[2]))
+    else
+      failed=$((failed + 1))
+      echo "test: the fuzz smoke run did not report" >&2
+    fi
   fi
 fi
 
