@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "ember/model.h"
@@ -37,9 +38,17 @@ struct LinearTap {
   size_t rows, in, out;
 };
 
+// How the KV cache stores keys and values: (n_layer, n_head, n_ctx, head_dim) either as f32, or as
+// symmetric int8 rows of head_dim values with one f32 scale per (layer, head, position) (a quarter of
+// the bytes, plus 4 bytes per row; the query is quantized too, see src/kernels/attention.h).
+enum class KvType { kF32, kInt8 };
+const char* kv_type_name(KvType t);                         // "f32", "int8"
+Result<KvType> kv_type_from_name(const std::string& name);  // inverse; kInvalidArgument otherwise
+
 struct SessionOptions {
   uint32_t n_threads = 1;  // >= 1
   uint32_t n_batch = 64;   // tokens per forward micro-batch in prefill (scratch is sized for this)
+  KvType kv_type = KvType::kF32;  // see KvType; the README's Speed section has the measurements
   bool profile = false;    // accumulate time per op (see Session::profile()); off: no timer calls
   std::function<void(const LinearTap&)> linear_tap;  // called after every linear layer when set
 };
@@ -75,8 +84,11 @@ class Session {
   size_t n_ctx() const;
   size_t n_vocab() const;
   void reset();  // empties the KV cache
-  // Bytes this session owns (KV cache + scratch), excluding the model.
+  // Bytes this session owns (KV cache + scratch), excluding the model. The KV cache is sized for n_ctx
+  // but zero-filled by calloc, so its pages are committed (counted in RSS) only as positions fill.
   size_t memory_bytes() const;
+  size_t kv_cache_bytes() const;  // the KV cache's part of memory_bytes()
+  KvType kv_type() const;
   const Model& model() const;
   // Per-op times when SessionOptions::profile was set (empty otherwise).
   std::vector<OpProfile> profile() const;

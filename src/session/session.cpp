@@ -6,6 +6,7 @@
 
 #include "core/buffer.h"
 #include "core/threadpool.h"
+#include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "model/model_impl.h"
 
@@ -50,8 +51,13 @@ struct Session::Impl {
   std::unique_ptr<ThreadPool> pool;
   size_t n_batch = 0, n_past = 0;
   size_t C = 0, H = 0, D = 0, F = 0, V = 0, T = 0, L = 0;
-  // KV cache, per layer and head contiguous over positions: (n_layer, n_head, n_ctx, head_dim).
+  // KV cache, per layer and head contiguous over positions: (n_layer, n_head, n_ctx, head_dim), f32 or
+  // int8 rows with one scale per row (n_layer, n_head, n_ctx); only the buffers of kv_type are allocated.
+  KvType kv_type = KvType::kF32;
   ZeroBuffer<float> k_cache, v_cache;
+  ZeroBuffer<int8_t> k_q8, v_q8;
+  ZeroBuffer<float> k_scale, v_scale;
+  std::vector<int8_t> q8;  // int8 cache: each (token, head)'s quantized query (n_batch, n_embd)
   // Scratch for one micro-batch of B <= n_batch tokens.
   std::vector<float> x, xn, qkv, att, tmp, ff, scores, logits, hidden;
   std::vector<int8_t> xq;  // int8 linear layers: activations quantized per token (n_batch, widest input)
@@ -71,19 +77,18 @@ struct Session::Impl {
 
 void Session::Impl::attention_one(AttentionTask* task, size_t t, size_t h) {
   Impl& s = *task->s;
-  const Kernels& K = *s.K;
   const size_t D = s.D, C = s.C, T = s.T;
-  const size_t pos = s.n_past + t;  // this query's position; it sees keys 0..pos
+  const size_t n = s.n_past + t + 1;  // this query sees positions 0..n_past+t
+  const size_t row0 = (task->layer * s.H + h) * T;  // first cache row of this layer and head
   const float* q = s.qkv.data() + t * 3 * C + h * D;
-  const float* kc = s.k_cache.data() + ((task->layer * s.H + h) * T) * D;
-  const float* vc = s.v_cache.data() + ((task->layer * s.H + h) * T) * D;
   float* sc = s.scores.data() + (t * s.H + h) * T;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  for (size_t j = 0; j <= pos; ++j) sc[j] = K.dot_f32(q, kc + j * D, D) * scale;
-  K.softmax_f32(sc, pos + 1);
   float* out = s.att.data() + t * C + h * D;
-  std::memset(out, 0, D * sizeof(float));
-  for (size_t j = 0; j <= pos; ++j) K.axpy_f32(sc[j], vc + j * D, out, D);
+  if (s.kv_type == KvType::kInt8) {
+    attention_q8(*s.K, AttentionQ8Args{q, s.q8.data() + t * C + h * D, s.k_q8.data() + row0 * D, s.k_scale.data() + row0,
+                                       s.v_q8.data() + row0 * D, s.v_scale.data() + row0, n, D, sc, out});
+  } else {
+    attention_f32(*s.K, q, s.k_cache.data() + row0 * D, s.v_cache.data() + row0 * D, n, D, sc, out);
+  }
 }
 
 namespace {
@@ -96,12 +101,20 @@ void layernorm_rows(const Kernels& K, const float* x, const float* g, const floa
 }  // namespace
 
 void Session::Impl::attention(size_t layer, size_t B) {
-  // Append this batch's keys and values to the cache, then attend causally.
+  // Append this batch's keys and values to the cache (int8: each row quantized with its own scale), then
+  // attend causally.
   for (size_t t = 0; t < B; ++t)
     for (size_t h = 0; h < H; ++h) {
-      const size_t dst = ((layer * H + h) * T + n_past + t) * D;
-      std::memcpy(&k_cache[dst], &qkv[t * 3 * C + C + h * D], D * sizeof(float));
-      std::memcpy(&v_cache[dst], &qkv[t * 3 * C + 2 * C + h * D], D * sizeof(float));
+      const size_t row = (layer * H + h) * T + n_past + t;
+      const float* k = &qkv[t * 3 * C + C + h * D];
+      const float* v = &qkv[t * 3 * C + 2 * C + h * D];
+      if (kv_type == KvType::kInt8) {
+        K->quantize_rows_q8(k, 1, D, &k_q8[row * D], &k_scale[row]);
+        K->quantize_rows_q8(v, 1, D, &v_q8[row * D], &v_scale[row]);
+      } else {
+        std::memcpy(&k_cache[row * D], k, D * sizeof(float));
+        std::memcpy(&v_cache[row * D], v, D * sizeof(float));
+      }
     }
   AttentionTask task{this, layer, B};
   pthreadpool_parallelize_2d(pool->get(), reinterpret_cast<pthreadpool_task_2d_t>(attention_one), &task, B, H, 0);
@@ -215,6 +228,8 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   if (opts.n_threads == 0) return invalid_argument("session: n_threads must be at least 1 (got 0)");
   if (opts.n_threads > 1024) return invalid_argument("session: n_threads " + std::to_string(opts.n_threads) + " is too many");
   if (opts.n_batch == 0) return invalid_argument("session: n_batch must be at least 1 (got 0)");
+  if (opts.kv_type != KvType::kF32 && opts.kv_type != KvType::kInt8)
+    return invalid_argument("session: unknown KV cache type " + std::to_string(static_cast<int>(opts.kv_type)));
   std::unique_ptr<Session> s(new Session());
   Impl& I = *s->impl_;
   I.model = std::move(model);
@@ -231,8 +246,18 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   I.n_batch = opts.n_batch < c.n_ctx ? opts.n_batch : c.n_ctx;
   const size_t B = I.n_batch;
   I.pool.reset(new ThreadPool(opts.n_threads));
-  EMBER_RETURN_IF_ERROR(I.k_cache.allocate(I.L * I.H * I.T * I.D, "the KV cache"));
-  EMBER_RETURN_IF_ERROR(I.v_cache.allocate(I.L * I.H * I.T * I.D, "the KV cache"));
+  I.kv_type = opts.kv_type;
+  const size_t kv_rows = I.L * I.H * I.T;
+  if (I.kv_type == KvType::kInt8) {
+    EMBER_RETURN_IF_ERROR(I.k_q8.allocate(kv_rows * I.D, "the KV cache"));
+    EMBER_RETURN_IF_ERROR(I.v_q8.allocate(kv_rows * I.D, "the KV cache"));
+    EMBER_RETURN_IF_ERROR(I.k_scale.allocate(kv_rows, "the KV cache scales"));
+    EMBER_RETURN_IF_ERROR(I.v_scale.allocate(kv_rows, "the KV cache scales"));
+    I.q8.resize(B * I.C);
+  } else {
+    EMBER_RETURN_IF_ERROR(I.k_cache.allocate(kv_rows * I.D, "the KV cache"));
+    EMBER_RETURN_IF_ERROR(I.v_cache.allocate(kv_rows * I.D, "the KV cache"));
+  }
   // The config, not the file size, decides these sizes (scores: n_batch x n_head x n_ctx floats), and a
   // hostile model file can ask for more than the machine has: an error, never an exception.
   try {
@@ -311,11 +336,27 @@ void Session::reset() {
   impl_->last_logits = nullptr;
 }
 
+size_t Session::kv_cache_bytes() const {
+  const Impl& I = *impl_;
+  return (I.k_cache.size() + I.v_cache.size() + I.k_scale.size() + I.v_scale.size()) * sizeof(float) + I.k_q8.size() +
+         I.v_q8.size();
+}
+
 size_t Session::memory_bytes() const {
   const Impl& I = *impl_;
-  size_t n = I.k_cache.size() + I.v_cache.size() + I.x.size() + I.xn.size() + I.qkv.size() + I.att.size() +
-             I.tmp.size() + I.ff.size() + I.scores.size() + I.logits.size() + I.hidden.size() + I.xs.size();
-  return n * sizeof(float) + I.xq.size();
+  size_t n = I.x.size() + I.xn.size() + I.qkv.size() + I.att.size() + I.tmp.size() + I.ff.size() + I.scores.size() +
+             I.logits.size() + I.hidden.size() + I.xs.size();
+  return kv_cache_bytes() + n * sizeof(float) + I.xq.size() + I.q8.size();
+}
+
+KvType Session::kv_type() const { return impl_->kv_type; }
+
+const char* kv_type_name(KvType t) { return t == KvType::kInt8 ? "int8" : "f32"; }
+
+Result<KvType> kv_type_from_name(const std::string& name) {
+  if (name == "f32") return KvType::kF32;
+  if (name == "int8") return KvType::kInt8;
+  return invalid_argument("unknown KV cache type '" + name + "' (f32 or int8)");
 }
 
 Result<PerplexityResult> compute_perplexity(Session& s, const std::vector<int32_t>& tokens, size_t ctx,

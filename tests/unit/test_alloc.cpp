@@ -1,9 +1,11 @@
 // The per-token path allocates nothing: malloc / calloc / realloc / free are interposed (glibc's
-// __libc_* do the work) and counted while a session decodes, for float and int8 models, 1 and 2 threads.
+// __libc_* do the work) and counted while a session decodes, for float and int8 models, f32 and int8 KV
+// caches, 1 and 2 threads.
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <utility>
 
 #include "ember/convert.h"
 #include "ember/model.h"
@@ -70,13 +72,16 @@ TEST_CASE("the counter sees allocations (so a zero below means something)") {
 TEST_CASE("decode and sampling allocate nothing per token") {
   for (bool int8 : {false, true}) {
     for (const char* name : {"gpt2", "openai_gpt"}) {
-      for (uint32_t threads : {1u, 2u}) {
+      auto model = golden_model(name, int8);
+      for (auto [threads, kv] : {std::pair<uint32_t, ember::KvType>{1u, ember::KvType::kF32}, {2u, ember::KvType::kF32},
+                                 {1u, ember::KvType::kInt8}, {2u, ember::KvType::kInt8}}) {
         CAPTURE(int8);
         CAPTURE(name);
         CAPTURE(threads);
-        auto model = golden_model(name, int8);
+        CAPTURE(ember::kv_type_name(kv));
         ember::SessionOptions so;
         so.n_threads = threads;
+        so.kv_type = kv;
         auto s = ember::Session::create(model, so);
         REQUIRE(s.ok());
         ember::SamplerParams sp;
@@ -96,6 +101,7 @@ TEST_CASE("decode and sampling allocate nothing per token") {
         }
         g_counting = false;
         CHECK((*s)->n_past() == 24);
+        CHECK((*s)->kv_type() == kv);
         CHECK(g_allocs == 0);
       }
     }

@@ -1,7 +1,10 @@
 // ember-bench: prefill and decode speed, load time and peak memory of a model (llama-bench style).
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <cstdio>
 #include <random>
 #include <sstream>
@@ -43,24 +46,43 @@ double peak_rss_mib() {
   return ru.ru_maxrss / 1024.0;  // Linux reports KiB
 }
 
+// CPU seconds of the whole process (all threads). On a loaded machine a 1-thread run's tokens per CPU
+// second stay close to its speed on a quiet one (time spent preempted is not counted); with more threads
+// pthreadpool's spin-waiting counts too.
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 struct Row {
-  std::string test;  // "pp512" or "tg128"
+  std::string test;  // "pp512", "tg128", or "tg128@d512" (decode after a 512-token context)
+  std::string kv;    // KV cache type
   uint32_t threads;
-  double tok_s;
-  std::vector<double> runs;
+  int64_t depth;     // tokens in the context before a decode test (0 for prefill tests)
+  double tok_s = 0, cpu_tok_s = 0;  // medians: tokens per wall-clock second, per CPU second
+  double kv_mib = 0;                // KV cache in use at the end of the test (depth + tokens positions)
+  std::vector<double> runs, cpu_runs;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args args("ember-bench", "ember-bench -m MODEL [-p 64,512] [-n 128] [-t 1,2] [-r 5] [--json] [--profile]",
+  Args args("ember-bench",
+            "ember-bench -m MODEL [-p 64,512] [-n 128] [-d 0,512] [-t 1,2] [--kv f32,int8] [-r 5] [--json] [--profile]",
             "Measures a model like llama-bench: prefill speed for each prompt length (ppN: N random tokens\n"
-            "from an empty context), decode speed (tgN: N tokens one at a time from an empty context), as\n"
-            "the median of R repeats after one warm-up, for each thread count; plus load time and peak RSS.\n"
-            "Prompt lengths above the model's n_ctx are skipped. --profile adds time per op.");
+            "from an empty context), decode speed (tgN: N tokens one at a time from an empty context; with\n"
+            "-d D, tgN@dD: after D context tokens, prefilled untimed before each repeat), as the median of R\n"
+            "repeats after one warm-up, for each thread count and KV cache type. The KV types take turns\n"
+            "within each repeat, so a loaded machine slows them alike; the CPU tok/s column (tokens per\n"
+            "process CPU second) is the loaded machine's best estimate of a quiet one at 1 thread. Plus load\n"
+            "time, peak RSS (run one --kv type per process to compare memory) and the KV cache in use.\n"
+            "Tests that do not fit n_ctx are skipped. --profile adds time per op.");
   args.option("model", "m", "MODEL", "model file (.ember)");
   args.option("prompt", "p", "N,...", "prompt lengths for the prefill test", "64,512");
   args.option("n-gen", "n", "N", "tokens for the decode test (0: skip)", "128");
+  args.option("depth", "d", "D,...", "context tokens before each decode test", "0");
+  args.option("kv", "", "TYPE,...", "KV cache types (f32, int8)", ember::kv_type_name(ember::SessionOptions().kv_type));
   args.option("threads", "t", "N,...", "thread counts", "1,2");
   args.option("repeats", "r", "R", "repeats per test (median reported)", "5");
   args.option("batch", "b", "N", "prefill micro-batch size", "64");
@@ -72,6 +94,18 @@ int main(int argc, char** argv) {
   const std::vector<int64_t> prompts = parse_list(args, "prompt", 1, 1 << 20);
   const std::vector<int64_t> threads = parse_list(args, "threads", 1, 1024);
   const int64_t n_gen = args.integer("n-gen", 0, 1 << 20);
+  const std::vector<int64_t> depths = parse_list(args, "depth", 0, 1 << 20);
+  std::vector<ember::KvType> kv_types;
+  {
+    std::stringstream ss(args.str("kv"));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      auto t = ember::kv_type_from_name(item);
+      if (!t.ok()) args.usage_error("--kv: " + t.status().message());
+      kv_types.push_back(*t);
+    }
+    if (kv_types.empty()) args.usage_error("--kv: no KV cache type given");
+  }
   const int64_t repeats = args.integer("repeats", 1, 1000);
   const uint32_t n_batch = static_cast<uint32_t>(args.integer("batch", 1, 1 << 16));
   const bool profile = args.has("profile");
@@ -100,43 +134,75 @@ int main(int argc, char** argv) {
       profiles += buf;
     }
   };
+  // One test: `repeats` timed runs (after a warm-up) of every KV type in turn; `run(session)` returns the
+  // tokens processed in the timed part, `prepare(session)` sets up the untimed part.
+  auto measure = [&](std::vector<std::unique_ptr<ember::Session>>& sessions, const std::string& test, uint32_t th,
+                     int64_t depth, int64_t positions, const std::function<void(ember::Session&)>& prepare,
+                     const std::function<int64_t(ember::Session&)>& run) {
+    std::vector<Row> out;
+    for (auto& s : sessions)
+      out.push_back(Row{test, ember::kv_type_name(s->kv_type()), th, depth, 0, 0,
+                        s->kv_cache_bytes() * static_cast<double>(positions) / c.n_ctx / (1024.0 * 1024.0), {}, {}});
+    for (int64_t r = -1; r < repeats; ++r) {  // r = -1: warm-up
+      for (size_t k = 0; k < sessions.size(); ++k) {
+        ember::Session& s = *sessions[k];
+        s.reset();
+        prepare(s);
+        if (r == 0) s.reset_profile();
+        const double a = now_seconds(), ca = cpu_seconds();
+        const int64_t n = run(s);
+        const double wall = now_seconds() - a, cpu = cpu_seconds() - ca;
+        if (r >= 0) {
+          out[k].runs.push_back(n / wall);
+          out[k].cpu_runs.push_back(n / (cpu > 0 ? cpu : 1e-9));
+        }
+      }
+    }
+    for (size_t k = 0; k < sessions.size(); ++k) {
+      out[k].tok_s = median(out[k].runs);
+      out[k].cpu_tok_s = median(out[k].cpu_runs);
+      add_profile(test + ", kv " + out[k].kv, th, *sessions[k]);
+      rows.push_back(out[k]);
+    }
+  };
   for (int64_t th : threads) {
-    ember::SessionOptions so;
-    so.n_threads = static_cast<uint32_t>(th);
-    so.n_batch = n_batch;
-    so.profile = profile;
-    auto session = check(P, ember::Session::create(model, so));
-    ember::Session& s = *session;
+    std::vector<std::unique_ptr<ember::Session>> sessions;
+    for (ember::KvType kv : kv_types) {
+      ember::SessionOptions so;
+      so.n_threads = static_cast<uint32_t>(th);
+      so.n_batch = n_batch;
+      so.profile = profile;
+      so.kv_type = kv;
+      sessions.push_back(check(P, ember::Session::create(model, so)));
+    }
+    const uint32_t t32 = static_cast<uint32_t>(th);
     for (int64_t p : prompts) {
       if (static_cast<uint64_t>(p) > c.n_ctx) {
         std::fprintf(stderr, "%s: skipping pp%lld: longer than n_ctx %u\n", P.c_str(), static_cast<long long>(p), c.n_ctx);
         continue;
       }
-      Row row{"pp" + std::to_string(p), static_cast<uint32_t>(th), 0, {}};
-      for (int64_t r = -1; r < repeats; ++r) {  // r = -1: warm-up
-        s.reset();
-        if (r == 0) s.reset_profile();
-        const double a = now_seconds();
-        check(P, s.prefill(tokens.data(), static_cast<size_t>(p)));
-        if (r >= 0) row.runs.push_back(p / (now_seconds() - a));
-      }
-      row.tok_s = median(row.runs);
-      add_profile(row.test, row.threads, s);
-      rows.push_back(row);
+      measure(sessions, "pp" + std::to_string(p), t32, 0, p, [](ember::Session&) {},
+              [&](ember::Session& s) {
+                check(P, s.prefill(tokens.data(), static_cast<size_t>(p)));
+                return p;
+              });
     }
-    if (n_gen > 0) {
+    for (int64_t d : n_gen > 0 ? depths : std::vector<int64_t>{}) {
       const int64_t n = std::min<int64_t>(n_gen, c.n_ctx);
-      Row row{"tg" + std::to_string(n), static_cast<uint32_t>(th), 0, {}};
-      for (int64_t r = -1; r < repeats; ++r) {
-        s.reset();
-        if (r == 0) s.reset_profile();
-        const double a = now_seconds();
-        for (int64_t i = 0; i < n; ++i) check(P, s.decode(tokens[static_cast<size_t>(i)]));
-        if (r >= 0) row.runs.push_back(n / (now_seconds() - a));
+      const std::string test = "tg" + std::to_string(n) + (d > 0 ? "@d" + std::to_string(d) : "");
+      if (static_cast<uint64_t>(d + n) > c.n_ctx) {
+        std::fprintf(stderr, "%s: skipping %s: %lld + %lld tokens exceed n_ctx %u\n", P.c_str(), test.c_str(),
+                     static_cast<long long>(d), static_cast<long long>(n), c.n_ctx);
+        continue;
       }
-      row.tok_s = median(row.runs);
-      add_profile(row.test, row.threads, s);
-      rows.push_back(row);
+      measure(sessions, test, t32, d, d + n,
+              [&](ember::Session& s) {
+                if (d > 0) check(P, s.prefill(tokens.data(), static_cast<size_t>(d)));  // the context, untimed
+              },
+              [&](ember::Session& s) {
+                for (int64_t i = 0; i < n; ++i) check(P, s.decode(tokens[static_cast<size_t>(d + i)]));
+                return n;
+              });
     }
   }
   const double rss = peak_rss_mib();
@@ -150,16 +216,21 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < rows.size(); ++i) {
       std::string runs;
       for (size_t j = 0; j < rows[i].runs.size(); ++j) runs += (j ? ", " : "") + std::to_string(rows[i].runs[j]);
-      std::printf("%s\n  {\"test\": \"%s\", \"threads\": %u, \"tok_s\": %.2f, \"runs\": [%s]}", i ? "," : "", rows[i].test.c_str(),
-                  rows[i].threads, rows[i].tok_s, runs.c_str());
+      std::printf("%s\n  {\"test\": \"%s\", \"kv\": \"%s\", \"threads\": %u, \"depth\": %lld, \"tok_s\": %.2f, \"cpu_tok_s\": %.2f, "
+                  "\"kv_mib\": %.2f, \"runs\": [%s]}",
+                  i ? "," : "", rows[i].test.c_str(), rows[i].kv.c_str(), rows[i].threads, static_cast<long long>(rows[i].depth),
+                  rows[i].tok_s, rows[i].cpu_tok_s, rows[i].kv_mib, runs.c_str());
     }
     std::printf("]}\n");
   } else {
     std::printf("model: %s (%s, %s linear weights), n_layer %u, n_embd %u, n_ctx %u, n_vocab %u\n", args.str("model").c_str(),
                 human_bytes(model->file_size()).c_str(), linear_type.c_str(), c.n_layer, c.n_embd, c.n_ctx, c.n_vocab);
     std::printf("load: %.1f ms, peak RSS: %.1f MiB, repeats: %lld (median)\n\n", load_s * 1e3, rss, static_cast<long long>(repeats));
-    std::printf("| test   | threads |    tok/s |\n|--------|---------|----------|\n");
-    for (const Row& r : rows) std::printf("| %-6s | %7u | %8.1f |\n", r.test.c_str(), r.threads, r.tok_s);
+    std::printf("| test         | kv   | threads |    tok/s | CPU tok/s | KV MiB |\n"
+                "|--------------|------|---------|----------|-----------|--------|\n");
+    for (const Row& r : rows)
+      std::printf("| %-12s | %-4s | %7u | %8.1f | %9.1f | %6.1f |\n", r.test.c_str(), r.kv.c_str(), r.threads, r.tok_s, r.cpu_tok_s,
+                  r.kv_mib);
     std::fputs(profiles.c_str(), stdout);
   }
   return 0;

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   args.option("repeat-last-n", "", "N", "how many recent tokens the penalty looks at", "64");
   args.option("seed", "s", "SEED", "random seed (a run with the same seed repeats exactly)", "random");
   args.option("threads", "t", "N", "threads", std::to_string(default_threads()));
+  args.option("kv", "", "TYPE", "KV cache type: f32, or int8 (a quarter of the memory; see the README)", "f32");
   args.option("keep-going", "", "", "when the context is full, keep the last n_ctx/2 tokens and continue");
   args.option("ignore-eos", "", "", "do not stop at the end-of-text token");
   args.option("no-echo", "", "", "do not print the prompt before the generated text");
@@ -43,6 +44,8 @@ int main(int argc, char** argv) {
 
   const int64_t n_predict = args.integer("n-predict", 0, 1 << 30);
   const uint32_t n_threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
+  auto kv = ember::kv_type_from_name(args.str("kv"));
+  if (!kv.ok()) args.usage_error("--kv: " + kv.status().message());
   ember::SamplerParams sp;
   sp.temperature = static_cast<float>(args.number("temp", 0.0, 1e6));
   sp.top_k = static_cast<int32_t>(args.integer("top-k", 0, INT32_MAX));
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
                 std::to_string(n_ctx) + " tokens");
   ember::SessionOptions so;
   so.n_threads = n_threads;
+  so.kv_type = *kv;
   auto session = check(P, ember::Session::create(model, so));
   auto sampler = check(P, ember::Sampler::create(sp, model->config().n_vocab));
   const double t_ready = now_seconds();
@@ -142,9 +146,9 @@ int main(int argc, char** argv) {
   if (!stop_reason.empty()) std::fprintf(stderr, "%s: stopped: %s\n", P.c_str(), stop_reason.c_str());
   if (!quiet) {
     std::fprintf(stderr,
-                 "%s: load %.0f ms | prompt %zu tokens, %.1f tok/s | generated %zu tokens, %.1f tok/s | %u threads | seed %llu%s\n",
+                 "%s: load %.0f ms | prompt %zu tokens, %.1f tok/s | generated %zu tokens, %.1f tok/s | %u threads | kv %s | seed %llu%s\n",
                  P.c_str(), (t_ready - t_load) * 1e3, prompt.size(), prompt.size() / (t_prompt > 0 ? t_prompt : 1e-9),
-                 generated.size(), generated.size() / (t_gen > 0 ? t_gen : 1e-9), n_threads,
+                 generated.size(), generated.size() / (t_gen > 0 ? t_gen : 1e-9), n_threads, ember::kv_type_name(*kv),
                  static_cast<unsigned long long>(sp.seed),
                  n_refills ? (" | window shifted " + std::to_string(n_refills) + "x").c_str() : "");
   }

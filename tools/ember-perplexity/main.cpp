@@ -12,7 +12,7 @@
 using namespace ember_cli;
 
 int main(int argc, char** argv) {
-  Args args("ember-perplexity", "ember-perplexity -m MODEL (-f TEXT | --tokens FILE) [--ctx N] [--json]",
+  Args args("ember-perplexity", "ember-perplexity -m MODEL (-f TEXT | --tokens FILE) [--ctx N] [--kv f32|int8] [--json]",
             "Splits the tokens into non-overlapping windows of N tokens (the last may be shorter); in each\n"
             "window every token after the first is predicted from the window's earlier tokens. Prints the\n"
             "number of predicted tokens, their mean negative log-likelihood (nats) and the perplexity.\n"
@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   args.option("tokens", "", "FILE", "token id file to evaluate (instead of -f)");
   args.option("ctx", "c", "N", "window length in tokens", "n_ctx of the model");
   args.option("threads", "t", "N", "threads", std::to_string(default_threads()));
+  args.option("kv", "", "TYPE", "KV cache type: f32 or int8", "f32");
   args.option("json", "", "", "print {\"n_tokens\": ..., \"mean_nll\": ..., \"ppl\": ...}");
   args.parse(argc, argv);
   const std::string P = args.prog();
@@ -30,6 +31,8 @@ int main(int argc, char** argv) {
   if (!args.has("model")) args.usage_error("no model given (-m MODEL)");
   if (args.has("file") == args.has("tokens")) args.usage_error("give exactly one of -f TEXT or --tokens FILE");
   const uint32_t n_threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
+  auto kv = ember::kv_type_from_name(args.str("kv"));
+  if (!kv.ok()) args.usage_error("--kv: " + kv.status().message());
 
   auto model = check(P, ember::Model::load(args.str("model")));
   const size_t n_ctx = model->config().n_ctx;
@@ -47,6 +50,7 @@ int main(int argc, char** argv) {
   }
   ember::SessionOptions so;
   so.n_threads = n_threads;
+  so.kv_type = *kv;
   auto session = check(P, ember::Session::create(model, so));
   const bool tty = isatty(fileno(stderr));
   const double t0 = now_seconds();
@@ -59,10 +63,11 @@ int main(int argc, char** argv) {
   auto r = check(P, ember::compute_perplexity(*session, tokens, ctx, progress));
   if (tty) std::fputs("\n", stderr);
   if (args.has("json")) {
-    std::printf("{\"n_tokens\": %zu, \"mean_nll\": %.9g, \"ppl\": %.9g, \"ctx\": %zu}\n", r.n_tokens, r.mean_nll, r.ppl, ctx);
+    std::printf("{\"n_tokens\": %zu, \"mean_nll\": %.9g, \"ppl\": %.9g, \"ctx\": %zu, \"kv\": \"%s\"}\n", r.n_tokens, r.mean_nll,
+                r.ppl, ctx, ember::kv_type_name(*kv));
   } else {
-    std::printf("tokens predicted: %zu (windows of %zu)\nmean NLL: %.6f nats\nperplexity: %.4f\n", r.n_tokens, ctx,
-                r.mean_nll, r.ppl);
+    std::printf("tokens predicted: %zu (windows of %zu, KV cache %s)\nmean NLL: %.6f nats\nperplexity: %.4f\n", r.n_tokens,
+                ctx, ember::kv_type_name(*kv), r.mean_nll, r.ppl);
   }
   std::fprintf(stderr, "%s: %.1f tokens/s, %u threads\n", P.c_str(), tokens.size() / (now_seconds() - t0), n_threads);
   return 0;
