@@ -48,7 +48,9 @@ Result<KvType> kv_type_from_name(const std::string& name);  // inverse; kInvalid
 struct SessionOptions {
   uint32_t n_threads = 1;  // >= 1
   uint32_t n_batch = 64;   // tokens per forward micro-batch in prefill (scratch is sized for this)
-  KvType kv_type = KvType::kF32;  // see KvType; the README's Speed section has the measurements
+  // f32 by default: a float model stays exact; int8 saves 3/4 of the cache and is faster at long
+  // contexts, at a small accuracy cost (measured in the README's Speed section).
+  KvType kv_type = KvType::kF32;
   bool profile = false;    // accumulate time per op (see Session::profile()); off: no timer calls
   std::function<void(const LinearTap&)> linear_tap;  // called after every linear layer when set
 };

@@ -253,7 +253,6 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
     EMBER_RETURN_IF_ERROR(I.v_q8.allocate(kv_rows * I.D, "the KV cache"));
     EMBER_RETURN_IF_ERROR(I.k_scale.allocate(kv_rows, "the KV cache scales"));
     EMBER_RETURN_IF_ERROR(I.v_scale.allocate(kv_rows, "the KV cache scales"));
-    I.q8.resize(B * I.C);
   } else {
     EMBER_RETURN_IF_ERROR(I.k_cache.allocate(kv_rows * I.D, "the KV cache"));
     EMBER_RETURN_IF_ERROR(I.v_cache.allocate(kv_rows * I.D, "the KV cache"));
@@ -272,6 +271,7 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
     I.hidden.resize(I.C);
     I.xq.resize(B * I.M->max_linear_in);
     I.xs.resize(B);
+    if (I.kv_type == KvType::kInt8) I.q8.resize(B * I.C);
   } catch (const std::bad_alloc&) {
     return internal_error("session: out of memory allocating the scratch for n_batch " + std::to_string(B) + ", n_head " +
                           std::to_string(I.H) + ", n_ctx " + std::to_string(I.T) + " (" + I.model->path() + ")");
