@@ -42,13 +42,15 @@ expect_ok() {
   ok
 }
 
-# A working model: the golden nanoGPT char model (n_ctx 32, 65 characters).
+# A working model: the golden nanoGPT char model (65 characters; its n_ctx from the fixture's golden.json).
+NCTX=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["config"]["n_ctx"])' "$D/golden/nanogpt/golden.json")
+[[ $NCTX =~ ^[0-9]+$ && $NCTX -ge 16 ]] || { echo "FAIL: cannot read n_ctx of the nanogpt fixture: '$NCTX'"; exit 1; }
 M=$T/nano.ember
 expect_ok "quantize nanogpt" "$B/ember-quantize" "$D/golden/nanogpt" "$M" --type f32
 expect_ok "inspect" "$B/ember-inspect" "$M"
 grep -q "verified OK" "$T/out" && ok || bad "inspect does not say verified"
 expect_ok "inspect json" "$B/ember-inspect" "$M" --json
-grep -q '"n_ctx": 32' "$T/out" && ok || bad "inspect --json lacks n_ctx"
+grep -Eq "\"n_ctx\": $NCTX([^0-9]|\$)" "$T/out" && ok || bad "inspect --json lacks n_ctx"
 
 G="$B/ember-generate"
 expect_ok "generate greedy json" "$G" -m "$M" -p "First" -n 10 --temp 0 --json
@@ -64,14 +66,15 @@ expect_ok "generate streams text" "$G" -m "$M" -p "First" -n 5 --temp 0
 grep -q "^First" "$T/out" && ok || bad "streamed output does not start with the prompt"
 grep -q "tok/s" "$T/err" && ok || bad "no speed line on stderr"
 
-# Context: 32 tokens. 5 prompt + 40 new overflows: stops with a message, or shifts with --keep-going.
-expect_ok "context full stops" "$G" -m "$M" -p "First" -n 40 --temp 0 --json
+# Context: NCTX tokens. 5 prompt + NCTX+8 new overflows: stops with a message, or shifts with --keep-going.
+NOVER=$((NCTX + 8))
+expect_ok "context full stops" "$G" -m "$M" -p "First" -n $NOVER --temp 0 --json
 grep -q "context full" "$T/err" && ok || bad "no context-full message"
-expect_ok "keep going" "$G" -m "$M" -p "First" -n 40 --temp 0 --json --keep-going
-[[ $(grep -o '"ids": \[[^]]*\]' "$T/out" | tr ',' '\n' | wc -l) -eq 40 ]] && ok || bad "--keep-going did not give 40 ids"
+expect_ok "keep going" "$G" -m "$M" -p "First" -n $NOVER --temp 0 --json --keep-going
+[[ $(grep -o '"ids": \[[^]]*\]' "$T/out" | tr ',' '\n' | wc -l) -eq $NOVER ]] && ok || bad "--keep-going did not give $NOVER ids"
 
 # Bad input, one line each.
-expect_fail "prompt longer than n_ctx" "longer than the model's context" "$G" -m "$M" -p "$(printf 'a%.0s' {1..40})"
+expect_fail "prompt longer than n_ctx" "longer than the model's context" "$G" -m "$M" -p "$(printf 'a%.0s' $(seq $NOVER))"
 expect_fail "empty prompt" "prompt is empty" "$G" -m "$M" -p ""
 expect_fail "invalid UTF-8 prompt" "UTF-8" "$G" -m "$M" -p $'ab\xff\xfecd'
 expect_fail "unknown character" "not in the vocabulary" "$G" -m "$M" -p "x~y"
@@ -111,7 +114,7 @@ ls "$T"/kept.ember.* >/dev/null 2>&1 && bad "full disk left a temporary" || ok
 
 expect_fail "quantize bad type" "not supported" "$B/ember-quantize" "$D/golden/nanogpt" "$T/x.ember" --type q4
 
-# Perplexity: the tool's number equals the numpy reference (golden.json text_ppl, ctx 32).
+# Perplexity: the tool's number equals the numpy reference (golden.json text_ppl, ctx n_ctx).
 P="$B/ember-perplexity"
 expect_ok "perplexity text" "$P" -m "$M" -f "$D/golden/nanogpt/text.txt" --json
 got=$(grep -o '"mean_nll": [0-9.e+-]*' "$T/out" | cut -d' ' -f2)
@@ -119,7 +122,7 @@ want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["text_ppl
 awk -v g="$got" -v w="$want" 'BEGIN { d = (g - w) / w; if (d < 0) d = -d; exit !(w > 0 && d < 1e-4) }' && ok || bad "perplexity $got vs reference $want"
 expect_ok "perplexity tokens" "$P" -m "$M" --tokens "$D/golden/nanogpt/tokens.txt" --ctx 16 --json
 grep -q '"ctx": 16' "$T/out" && ok || bad "perplexity --ctx ignored"
-expect_fail "perplexity ctx too big" "--ctx must be between" "$P" -m "$M" --tokens "$D/golden/nanogpt/tokens.txt" --ctx 33
+expect_fail "perplexity ctx too big" "--ctx must be between" "$P" -m "$M" --tokens "$D/golden/nanogpt/tokens.txt" --ctx $((NCTX + 1))
 printf '1 2 x' > "$T/badtok.txt"
 expect_fail "perplexity bad token file" "badtok.txt" "$P" -m "$M" --tokens "$T/badtok.txt"
 
@@ -160,9 +163,9 @@ cmp -s "$T/out" "$D/default_model_greedy64.json" && ok || bad "default model gre
 expect_ok "default model seeded 400" "$G" -m "$DM" -p "ROMEO:" -n 400 --seed 1 --keep-going --json
 cmp -s "$T/out" "$D/default_model_seed1.json" && ok || bad "default model seeded tokens differ from x86-64's: $(head -c 300 "$T/out")"
 
-expect_ok "bench" "$B/ember-bench" -m "$T/nano8.ember" -p 8,64 -n 8 -t 1 -r 1 --json
+expect_ok "bench" "$B/ember-bench" -m "$T/nano8.ember" -p 8,$((2 * NCTX)) -n 8 -t 1 -r 1 --json
 grep -q '"test": "pp8"' "$T/out" && grep -q '"test": "tg8"' "$T/out" && ok || bad "bench json lacks results: $(cat "$T/out")"
-grep -q "skipping pp64" "$T/err" && ok || bad "bench does not skip prompts longer than n_ctx"
+grep -q "skipping pp$((2 * NCTX))" "$T/err" && ok || bad "bench does not skip prompts longer than n_ctx"
 expect_fail "bench bad list" "comma-separated" "$B/ember-bench" -m "$T/nano8.ember" -t 1,x
 
 echo "$pass passed, $fail failed"

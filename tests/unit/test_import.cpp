@@ -927,25 +927,25 @@ TEST_CASE("import: an .ember file reads back what was written") {
 // ---- golden checkpoints ----------------------------------------------------------------------------
 
 TEST_CASE("golden checkpoints import with the documented configs") {
+  // Naming, norm placement, activation and head tying are each fixture's point; the sizes are read
+  // from the fixture's own golden.json (written by tests/golden/make_golden.py with the checkpoint).
   const std::string root = ember_test::data_dir() + "/golden";
   struct Want {
     const char* dir;
     const char* naming;
-    uint32_t V, T, C, H, L, F;
     ember::NormPlacement norm;
     ember::Activation act;
     bool tied;
     const char* conv1d_src;  // a Conv1D source key to check the transpose against, or nullptr
   };
   const Want wants[] = {
-      {"gpt2", "hf-gpt2", 96, 48, 64, 4, 2, 256, ember::NormPlacement::kPreLN, ember::Activation::kGeluTanh, false,
+      {"gpt2", "hf-gpt2", ember::NormPlacement::kPreLN, ember::Activation::kGeluTanh, false,
        "transformer.h.1.attn.c_attn.weight"},
-      {"openai_gpt", "hf-openai-gpt", 80, 32, 48, 3, 3, 192, ember::NormPlacement::kPostLN,
-       ember::Activation::kGeluErf, true, "h.2.mlp.c_fc.weight"},
-      {"gpt1_relu", "hf-openai-gpt", 72, 32, 32, 2, 2, 128, ember::NormPlacement::kPostLN, ember::Activation::kRelu,
-       true, "h.0.attn.c_proj.weight"},
-      {"nanogpt", "nanogpt", 65, 32, 48, 4, 3, 192, ember::NormPlacement::kPreLN, ember::Activation::kGeluErf, true,
-       nullptr},
+      {"openai_gpt", "hf-openai-gpt", ember::NormPlacement::kPostLN, ember::Activation::kGeluErf, true,
+       "h.2.mlp.c_fc.weight"},
+      {"gpt1_relu", "hf-openai-gpt", ember::NormPlacement::kPostLN, ember::Activation::kRelu, true,
+       "h.0.attn.c_proj.weight"},
+      {"nanogpt", "nanogpt", ember::NormPlacement::kPreLN, ember::Activation::kGeluErf, true, nullptr},
   };
   for (const Want& w : wants) {
     CAPTURE(w.dir);
@@ -954,16 +954,21 @@ TEST_CASE("golden checkpoints import with the documented configs") {
       MESSAGE("skipped: " << dir << " absent");
       continue;
     }
+    std::ifstream gf(dir + "/golden.json");
+    REQUIRE(gf.good());
+    const json want = json::parse(gf)["config"];
     auto r = ember::import_model(dir);
     REQUIRE_MESSAGE(r.ok(), r.status().message());
     const ember::ModelSpec& s = *r;
     const ember::ModelConfig& c = s.config;
-    CHECK(c.n_vocab == w.V);
-    CHECK(c.n_ctx == w.T);
-    CHECK(c.n_embd == w.C);
-    CHECK(c.n_head == w.H);
-    CHECK(c.n_layer == w.L);
-    CHECK(c.n_ff == w.F);
+    CHECK(c.n_vocab == want["vocab_size"].get<uint32_t>());
+    CHECK(c.n_ctx == want["n_ctx"].get<uint32_t>());
+    CHECK(c.n_embd == want["n_embd"].get<uint32_t>());
+    CHECK(c.n_head == want["n_head"].get<uint32_t>());
+    CHECK(c.n_layer == want["n_layer"].get<uint32_t>());
+    CHECK(c.n_ff == want["n_inner"].get<uint32_t>());
+    CHECK(want["norm"].get<std::string>() == (w.norm == ember::NormPlacement::kPreLN ? "pre_ln" : "post_ln"));
+    CHECK(want["tied_lm_head"].get<bool>() == w.tied);
     CHECK(c.norm == w.norm);
     CHECK(c.activation == w.act);
     CHECK(c.tied_lm_head == w.tied);
