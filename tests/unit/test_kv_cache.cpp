@@ -132,7 +132,8 @@ TEST_CASE("int8 KV: decoding token by token equals one prefill, at any micro-bat
       std::vector<int32_t> tokens = golden_tokens(name);
       tokens.resize(T);
       auto full = all_logits(*session(m, KvType::kInt8, 1, 64), tokens);
-      for (auto [threads, batch] : {std::pair<uint32_t, uint32_t>{2, 64}, {1, 5}, {2, 7}}) {
+      for (const auto& tb : {std::pair<uint32_t, uint32_t>{2, 64}, {1, 5}, {2, 7}}) {
+        const uint32_t threads = tb.first, batch = tb.second;  // not a structured binding: CAPTURE's lambda (clang)
         CAPTURE(threads);
         CAPTURE(batch);
         auto other = all_logits(*session(m, KvType::kInt8, threads, batch), tokens);

@@ -262,6 +262,10 @@ inline void wsum_block(const float* p, const int8_t* v, const float* scale, size
 // f32-q8-wsum-neon: 64, 32, then 8 columns per pass over the rows; a tail of d % 8 columns through
 // zero-padded 8-byte copies (never reading past a row).
 void wsum_rows_q8_neon(const float* p, const int8_t* v, const float* scale, size_t n, size_t d, float* out) {
+  if (n == 0) {  // no rows (v may be null: no pointer arithmetic on it, UB): the sum is 0, as in ref
+    memset(out, 0, d * sizeof(float));
+    return;
+  }
   size_t i = 0;
   for (; i + 64 <= d; i += 64) wsum_block<8>(p, v, scale, n, d, i, out);
   if (i + 32 <= d) {
