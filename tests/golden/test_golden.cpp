@@ -296,25 +296,42 @@ TEST_CASE("int8 vs float on the golden models: greedy tokens, logit error, perpl
   }
 }
 
-TEST_CASE("default model: int8 ember reproduces the float PyTorch model's greedy text") {
-  // tests/data/default_model_greedy.txt is the greedy output of models/train_reference.py's float
-  // model in PyTorch (prompt "ROMEO:"); the shipped model is that model quantized to int8.
+TEST_CASE("default model: int8 ember follows the float model's greedy path from an independent implementation") {
+  // tests/data/default_model_greedy.json: the greedy text (prompt "ROMEO:", n_ctx characters) and
+  // float's top-2 logit margin at each step, computed by models/reference_greedy.py (numpy, float64)
+  // from the float model ember-train wrote; the shipped model is that float model in int8
+  // (models/README.md). Teacher-forced along that path, int8 must pick the reference's character at
+  // every step where float's margin is at least kTie (int8's layers are within 0.3-2% relative error
+  // of float, ember-quantize's report); only genuine near-ties (which letter starts a word or a line)
+  // may go the other way, and they must be rare (measured: 3 of 122 steps, margins 0.003-0.051).
+  constexpr double kTie = 0.1;
   const std::string model_path = ember_test::env_or("EMBER_MODELS_DIR", "models") + "/shakespeare-char.ember";
   auto m = ember::Model::load(model_path);
   REQUIRE_MESSAGE(m.ok(), m.status().message());
-  std::ifstream f(data_dir() + "/default_model_greedy.txt", std::ios::binary);
-  const std::string want((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  REQUIRE(want.size() > 250);
+  const nlohmann::json g = read_json(data_dir() + "/default_model_greedy.json");
+  const std::vector<int32_t> ids = g["ids"].get<std::vector<int32_t>>();
+  const std::vector<double> margins = g["margins"].get<std::vector<double>>();
+  const size_t n_prompt = (*m)->tokenizer().encode(g["prompt"].get<std::string>()).value().size();
+  REQUIRE(ids.size() == (*m)->config().n_ctx);
+  REQUIRE(margins.size() == ids.size() - n_prompt);
+  std::string text;
+  for (int32_t id : ids) text += (*m)->tokenizer().token_bytes(id);
+  CHECK(text == g["text"].get<std::string>());  // the reference's vocabulary is the model's
   auto s = make_session(*m, 1, 64);
-  std::vector<int32_t> ids = (*m)->tokenizer().encode("ROMEO:").value();
-  REQUIRE(s->prefill(ids.data(), ids.size()).ok());
-  std::string got = "ROMEO:";
-  for (size_t i = 0; i + ids.size() < (*m)->config().n_ctx; ++i) {
+  REQUIRE(s->prefill(ids.data(), n_prompt).ok());
+  size_t differ = 0;
+  for (size_t i = n_prompt; i < ids.size(); ++i) {
     const float* l = s->logits();
-    const int32_t next = static_cast<int32_t>(std::max_element(l, l + (*m)->config().n_vocab) - l);
-    got += (*m)->tokenizer().token_bytes(next);
-    if (s->n_past() < (*m)->config().n_ctx) REQUIRE(s->decode(next).ok());
+    const int32_t pick = static_cast<int32_t>(std::max_element(l, l + (*m)->config().n_vocab) - l);
+    const double margin = margins[i - n_prompt];
+    if (pick != ids[i]) {
+      ++differ;
+      MESSAGE("step " << i - n_prompt << ": int8 picks '" << (*m)->tokenizer().token_bytes(pick) << "', float '"
+                      << (*m)->tokenizer().token_bytes(ids[i]) << "' by a margin of " << margin);
+      CHECK(margin < kTie);
+    }
+    if (i + 1 < ids.size()) REQUIRE(s->decode(ids[i]).ok());
   }
-  CHECK(got.size() == 256);
-  CHECK(got == want.substr(0, got.size()));
+  MESSAGE("default model: int8 differs from float's greedy choice at " << differ << " of " << margins.size() << " steps");
+  CHECK(differ * 20 <= margins.size());
 }

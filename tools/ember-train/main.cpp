@@ -487,7 +487,14 @@ int pretrain(const Args& args, const std::string& P) {
     tr = std::move(r).value();
   }
   const uint64_t first = args.has("resume") ? tr->steps() : 0;
-  if (first >= iters) fail(P, out + " already has " + std::to_string(first) + " steps (--iters " + std::to_string(iters) + ")");
+  if (first > iters) fail(P, out + " already has " + std::to_string(first) + " steps (--iters " + std::to_string(iters) + ")");
+  if (args.has("resume") && first == iters) {
+    // The run finished (a checkpoint writes the curve, the state, then the model; a kill may have
+    // come after the last of them): nothing is left to do.
+    std::fprintf(stderr, "%s: %s already has all %llu steps: nothing to resume\n", P.c_str(), out.c_str(),
+                 static_cast<unsigned long long>(iters));
+    return 0;
+  }
 
   // The loss curve so far: a resumed run keeps the rows up to its checkpoint.
   std::vector<ember::LossRow> curve;
