@@ -159,8 +159,7 @@ int main(int argc, char** argv) {
   char ppl[128];
   std::snprintf(ppl, sizeof ppl, "f32 %.4f, int8 %.4f on %s", rep.f32.ppl, rep.int8.ppl, calib_desc.c_str());
   spec.metadata["calibration"] = ppl;
-  check(P, ember::write_model_file(spec, int8_path));
-  if (std::rename(int8_path.c_str(), out.c_str()) != 0) fail(P, out + ": cannot rename " + int8_path + ": " + std::strerror(errno));
+  check(P, ember::write_model_file(spec, out));  // atomic (temporary, fsync, rename, directory fsync)
   std::fprintf(stderr, "%s: wrote %s in %.1f s\n", P.c_str(), out.c_str(), now_seconds() - t0);
   return 0;
 }
