@@ -210,6 +210,17 @@ uint32_t default_threads() {
   return n == 0 ? 1 : (n > 4 ? 4 : n);
 }
 
+uint32_t threads_for(const Args& args, const ember::Model& model) {
+  if (args.str("threads") != "auto") return static_cast<uint32_t>(args.integer("threads", 1, 1024));
+  uint64_t params = 0;
+  for (const auto& t : model.tensors()) {
+    uint64_t n = 1;
+    for (uint64_t d : t.shape) n *= d;
+    params += n;
+  }
+  return params < 10000000 ? 1 : default_threads();
+}
+
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }

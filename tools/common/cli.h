@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/model.h"
 #include "ember/status.h"
 
 namespace ember_cli {
@@ -61,6 +62,10 @@ ember::Result<std::vector<int32_t>> read_token_file(const std::string& path);
 ember::Result<std::vector<int32_t>> parse_ids(const std::string& text);
 std::string json_escape(const std::string& s);  // with surrounding quotes; bytes >= 0x80 kept (valid UTF-8 assumed)
 uint32_t default_threads();                    // hardware threads, at most 4
+// --threads of the runtime tools: "auto" is 1 for models under 10M parameters (their per-token ops are
+// too small to split: a second thread only adds waiting, a lot of it on a busy machine), else
+// default_threads(); otherwise the number given (1-1024; a usage error if not).
+uint32_t threads_for(const Args& args, const ember::Model& model);
 double now_seconds();                          // monotonic
 std::string human_bytes(uint64_t n);
 

@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   args.option("balanced", "", "", "rows with \"balanced\": true only");
   args.option("eval", "", "", "print accuracy, precision, recall and F1 instead of one line per input");
   args.option("positive", "", "LABEL", "the positive class for precision / recall / F1", "the last label");
-  args.option("threads", "t", "N", "threads", std::to_string(default_threads()));
+  args.option("threads", "t", "N|auto", "threads (auto: 1 for models under 10M parameters, else " +
+              std::to_string(default_threads()) + ")", "auto");
   args.option("json", "", "", "JSON output");
   args.parse(argc, argv);
   const std::string P = args.prog();
@@ -36,7 +37,7 @@ int main(int argc, char** argv) {
   if (!args.has("model")) args.usage_error("no model given (-m MODEL)");
   if (args.has("file") == args.has("text")) args.usage_error("give exactly one of -f FILE.jsonl or --text TEXT");
   if (args.has("eval") && !args.has("file")) args.usage_error("--eval needs a labelled -f FILE.jsonl");
-  const uint32_t threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
+  if (args.str("threads") != "auto") args.integer("threads", 1, 1024);  // a usage error before loading anything
   const bool json = args.has("json");
 
   auto model = check(P, ember::Model::load(args.str("model")));
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
   const size_t pos_class = static_cast<size_t>(pos_it - info.labels.begin());
 
   ember::SessionOptions so;
-  so.n_threads = threads;
+  so.n_threads = threads_for(args, *model);
   auto session = check(P, ember::Session::create(model, so));
   std::vector<float> probs(info.labels.size());
   size_t correct = 0, tp = 0, fp = 0, fn = 0, n = 0;

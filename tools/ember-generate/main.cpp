@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   args.option("repeat-penalty", "", "R", "penalty for recently seen tokens; 1 = off", "1.0");
   args.option("repeat-last-n", "", "N", "how many recent tokens the penalty looks at", "64");
   args.option("seed", "s", "SEED", "random seed (a run with the same seed repeats exactly)", "random");
-  args.option("threads", "t", "N", "threads", std::to_string(default_threads()));
+  args.option("threads", "t", "N|auto", "threads (auto: 1 for models under 10M parameters, else " +
+              std::to_string(default_threads()) + ")", "auto");
   args.option("kv", "", "TYPE", "KV cache type: f32, or int8 (a quarter of the memory; see the README)", "f32");
   args.option("keep-going", "", "", "when the context is full, keep the last n_ctx/2 tokens and continue");
   args.option("ignore-eos", "", "", "do not stop at the end-of-text token");
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
   if (args.has("prompt") == args.has("ids")) args.usage_error("give exactly one of -p PROMPT or --ids IDS");
 
   const int64_t n_predict = args.integer("n-predict", 0, 1 << 30);
-  const uint32_t n_threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
+  if (args.str("threads") != "auto") args.integer("threads", 1, 1024);  // a usage error before loading anything
   auto kv = ember::kv_type_from_name(args.str("kv"));
   if (!kv.ok()) args.usage_error("--kv: " + kv.status().message());
   ember::SamplerParams sp;
@@ -77,6 +78,7 @@ int main(int argc, char** argv) {
   if (prompt.size() > n_ctx)
     fail(P, "the prompt is " + std::to_string(prompt.size()) + " tokens, longer than the model's context of " +
                 std::to_string(n_ctx) + " tokens");
+  const uint32_t n_threads = threads_for(args, *model);
   ember::SessionOptions so;
   so.n_threads = n_threads;
   so.kv_type = *kv;
