@@ -1003,7 +1003,10 @@ TEST_CASE("ember-train: trains, checkpoints, resumes exactly, and rejects bad co
   REQUIRE(tool.run(common + "--iters 10 --out " + D + "/b.ember") == 0);
   REQUIRE(tool.run(common + "--iters 20 --resume --out " + D + "/b.ember") == 0);
   CHECK(tensor_bytes(D + "/a.ember") == tensor_bytes(D + "/b.ember"));
-  CHECK(tool.run(common + "--iters 20 --resume --out " + D + "/b.ember") == 1);  // nothing left to do
+  CHECK(tool.run(common + "--iters 20 --resume --out " + D + "/b.ember") == 0);  // finished: nothing to do
+  CHECK(tool.err().find("already has all 20 steps") != std::string::npos);
+  CHECK(tensor_bytes(D + "/a.ember") == tensor_bytes(D + "/b.ember"));
+  CHECK(tool.run(common + "--iters 10 --resume --out " + D + "/b.ember") == 1);  // cannot go back
   CHECK(tool.err().find("already has 20 steps") != std::string::npos);
 
   // GPT-1 topology, ReLU, untied head, gradient accumulation; then fine-tuning from it with --init.

@@ -490,7 +490,8 @@ int pretrain(const Args& args, const std::string& P) {
   if (first > iters) fail(P, out + " already has " + std::to_string(first) + " steps (--iters " + std::to_string(iters) + ")");
   if (args.has("resume") && first == iters) {
     // The run finished (a checkpoint writes the curve, the state, then the model; a kill may have
-    // come after the last of them): nothing is left to do.
+    // come after the last of them, before the old state was removed): nothing is left to do.
+    std::remove(prev_state_path.c_str());  // MODEL.state is the model's (found above)
     std::fprintf(stderr, "%s: %s already has all %llu steps: nothing to resume\n", P.c_str(), out.c_str(),
                  static_cast<unsigned long long>(iters));
     return 0;
