@@ -23,6 +23,7 @@
 #include "convert/atomic_file.h"
 #include "ember/convert.h"
 #include "ember/model.h"
+#include "model_specs.h"
 #include "test_paths.h"
 
 namespace {
@@ -55,29 +56,14 @@ std::vector<std::string> temporaries(const std::string& path) {
 
 // A float model of about 1.3 MB.
 ember::ModelSpec spec_of_size() {
-  ember::ModelSpec s;
-  ember::ModelConfig& c = s.config;
+  ember::ModelConfig c;
   c.n_vocab = 256;
   c.n_ctx = 64;
   c.n_embd = 128;
   c.n_head = 4;
   c.n_layer = 2;
   c.n_ff = 512;
-  std::mt19937 rng(9);
-  std::normal_distribution<float> nd(0.0f, 0.1f);
-  for (const auto& r : ember::required_tensors(c)) {
-    ember::TensorData t;
-    t.name = r.name;
-    t.shape = r.shape;
-    uint64_t n = 1;
-    for (uint64_t d : r.shape) n *= d;
-    std::vector<float> v(n);
-    for (float& x : v) x = nd(rng);
-    t.data.resize(n * 4);
-    std::memcpy(t.data.data(), v.data(), n * 4);
-    s.tensors.push_back(std::move(t));
-  }
-  return s;
+  return ember_test::random_spec(c, 9, 0.1f);
 }
 
 // Limits the size of files this process writes (a full disk, as `ulimit -f` does) while alive; SIGXFSZ

@@ -32,6 +32,7 @@
 #include "ember_generated.h"
 #include "format/ember_file.h"
 #include "kernels/kernels.h"
+#include "model_specs.h"
 #include "test_paths.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -74,28 +75,14 @@ std::string error_of(const R& r) {
 
 // A small float model: chars tokenizer "\n abcdefghi", n_ctx 8.
 ember::ModelSpec tiny_spec() {
-  ember::ModelSpec s;
-  ember::ModelConfig& c = s.config;
+  ember::ModelConfig c;
   c.n_vocab = 11;
   c.n_ctx = 8;
   c.n_embd = 8;
   c.n_head = 2;
   c.n_layer = 1;
   c.n_ff = 16;
-  std::mt19937 rng(3);
-  std::normal_distribution<float> nd(0.0f, 0.3f);
-  for (const auto& r : ember::required_tensors(c)) {
-    ember::TensorData t;
-    t.name = r.name;
-    t.shape = r.shape;
-    uint64_t n = 1;
-    for (uint64_t d : r.shape) n *= d;
-    std::vector<float> v(n);
-    for (float& x : v) x = nd(rng);
-    t.data.resize(n * 4);
-    std::memcpy(t.data.data(), v.data(), n * 4);
-    s.tensors.push_back(std::move(t));
-  }
+  ember::ModelSpec s = ember_test::random_spec(c, 3, 0.3f);
   std::vector<std::string> syms;
   for (char ch : std::string("\n abcdefghi")) syms.emplace_back(1, ch);
   s.tokenizer = ember::Tokenizer::chars(syms).value();
@@ -401,23 +388,14 @@ TEST_CASE("security: a model asking for more memory than there is gives an error
   // 8 MB of weights (wpe: n_ctx 32768 x n_embd 64) and n_head 64 ask for 512 MiB of attention scores
   // (n_batch 64 x n_head x n_ctx floats). The child limits its address space to 256 MB above what it
   // uses, so the allocation fails: Session::create must return an error (std::vector threw bad_alloc).
-  ember::ModelSpec s;
-  ember::ModelConfig& c = s.config;
+  ember::ModelConfig c;
   c.n_vocab = 2;
   c.n_ctx = 32768;
   c.n_embd = 64;
   c.n_head = 64;
   c.n_layer = 1;
   c.n_ff = 4;
-  for (const auto& r : ember::required_tensors(c)) {
-    ember::TensorData t;
-    t.name = r.name;
-    t.shape = r.shape;
-    uint64_t n = 1;
-    for (uint64_t d : r.shape) n *= d;
-    t.data.assign(n * 4, 0);
-    s.tensors.push_back(std::move(t));
-  }
+  const ember::ModelSpec s = ember_test::random_spec(c, 0, 0.0f);  // zeros
   const std::string p = tmp("greedy_memory.ember");
   REQUIRE(ember::write_model_file(s, p).ok());
   const pid_t child = fork();

@@ -43,42 +43,17 @@ uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// Sorted code points of `text` as UTF-8 strings: nanoGPT's sorted(set(data)).
+// Sorted code points of `text` (valid UTF-8) as UTF-8 strings: nanoGPT's sorted(set(data)). Byte order
+// of UTF-8 strings is code point order, so no decoding is needed.
 std::vector<std::string> char_vocab(const std::string& text) {
-  std::vector<bool> seen;
-  std::vector<std::string> sym;
+  std::set<std::string> seen;
   for (size_t i = 0; i < text.size();) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
     const size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    uint32_t cp = len == 1 ? c : c & (0x7F >> len);
-    for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
-    if (cp >= seen.size()) seen.resize(cp + 1, false);
-    seen[cp] = true;
+    seen.insert(text.substr(i, len));
     i += len;
   }
-  std::vector<uint32_t> sorted;
-  for (uint32_t cp = 0; cp < seen.size(); ++cp)
-    if (seen[cp]) sorted.push_back(cp);
-  for (uint32_t cp : sorted) {
-    std::string s;
-    if (cp < 0x80) {
-      s += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      s += static_cast<char>(0xC0 | (cp >> 6));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      s += static_cast<char>(0xE0 | (cp >> 12));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      s += static_cast<char>(0xF0 | (cp >> 18));
-      s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    sym.push_back(s);
-  }
-  return sym;
+  return {seen.begin(), seen.end()};
 }
 
 // nanoGPT's get_batch: B windows starting uniformly in [0, len - T), targets shifted by one. The
