@@ -473,3 +473,52 @@ TEST_CASE("kill -9 at random moments, also inside checkpoint writes: the checkpo
     CHECK_MESSAGE(left.empty(), "left behind: " << (left.empty() ? "" : left[0]));
   }
 }
+
+TEST_CASE("nanoGPT token files (uint16 train.bin / val.bin): the same run as on the text they came from; bad files named") {
+  Train tool;
+  if (!tool.present()) {
+    MESSAGE("skipped: " << tool.exe << " not built");
+    return;
+  }
+  // tests/train/make_token_files.py wrote the .bin files the way nanoGPT's prepare.py scripts do, from
+  // corpus.txt split at 90% of its characters (= --split chars): char ids and GPT-2 BPE ids.
+  const std::string D = tool.dir, T = ember_test::data_dir() + "/train", text = T + "/bpe/corpus.txt";
+  const std::string opts = " --n-layer 1 --n-head 2 --n-embd 16 --block 16 --batch 4 --iters 6 --eval-every 3 --eval-iters 2 --threads 1";
+  auto same_run = [&](const std::string& a, const std::string& b) {
+    CHECK(without_ms(slurp(D + "/" + a + ".csv")) == without_ms(slurp(D + "/" + b + ".csv")));
+    auto ma = ember::read_model_file(D + "/" + a), mb = ember::read_model_file(D + "/" + b);
+    REQUIRE((ma.ok() && mb.ok()));
+    CHECK(mb->metadata.at("train.split") == "token files");
+    REQUIRE(ma->tensors.size() == mb->tensors.size());
+    for (size_t i = 0; i < ma->tensors.size(); ++i) CHECK_MESSAGE(ma->tensors[i].data == mb->tensors[i].data, ma->tensors[i].name);
+  };
+  SUBCASE("char ids index the sorted characters of --vocab-from; val.bin is found beside train.bin") {
+    REQUIRE(tool.run("pretrain --data " + text + opts + " --out " + D + "/text.ember") == 0);
+    REQUIRE(tool.run("pretrain --data " + T + "/tokens/char/train.bin --vocab-from " + text + opts + " --out " + D + "/bin.ember") == 0);
+    same_run("text.ember", "bin.ember");
+  }
+  SUBCASE("GPT-2 ids with --vocab gpt2, --val-data named") {
+    const std::string gpt2 = " --vocab gpt2 --tokenizer-dir " + ember_test::data_dir() + "/gpt2";
+    REQUIRE(tool.run("pretrain --data " + text + gpt2 + opts + " --out " + D + "/text.ember") == 0);
+    REQUIRE(tool.run("pretrain --data " + T + "/tokens/gpt2/train.bin --val-data " + T + "/tokens/gpt2/val.bin" + gpt2 + opts +
+                     " --out " + D + "/bin.ember") == 0);
+    same_run("text.ember", "bin.ember");
+  }
+  SUBCASE("errors") {
+    const std::string from = " --vocab-from " + text;
+    // GPT-2 ids are not in the 194-character vocabulary: the file, the id and its index are named.
+    CHECK(tool.run("pretrain --data " + T + "/tokens/gpt2/train.bin" + from + opts + " --out " + D + "/m.ember") == 1);
+    CHECK(tool.err().find("tokens/gpt2/train.bin: token 464 at index 0 is outside the vocabulary (n_vocab 194)") != std::string::npos);
+    std::ofstream(D + "/odd.bin", std::ios::binary) << std::string("\x01\x00\x02", 3);
+    CHECK(tool.run("pretrain --data " + D + "/odd.bin --val-data " + D + "/odd.bin" + from + opts + " --out " + D + "/m.ember") == 1);
+    CHECK(tool.err().find("odd.bin: 3 bytes is not a whole number of uint16 token ids") != std::string::npos);
+    CHECK(tool.run("pretrain --data " + D + "/odd.bin" + from + opts + " --out " + D + "/m.ember") == 2);  // no val file
+    CHECK(tool.err().find("--val-data") != std::string::npos);
+    CHECK(tool.run("pretrain --data " + T + "/tokens/char/train.bin" + opts + " --out " + D + "/m.ember") == 2);  // no vocabulary
+    CHECK(tool.run("pretrain --data " + T + "/tokens/char/train.bin --vocab bpe" + opts + " --out " + D + "/m.ember") == 2);
+    CHECK(tool.run("pretrain --data " + T + "/tokens/char/train.bin --data " + text + from + opts + " --out " + D + "/m.ember") == 2);
+    CHECK(tool.run("pretrain --data " + T + "/tokens/char/train.bin --split lines" + from + opts + " --out " + D + "/m.ember") == 2);
+    CHECK(tool.run("pretrain --data " + text + from + opts + " --out " + D + "/m.ember") == 2);  // --vocab-from needs a token file
+    CHECK(!ember_test::exists(D + "/m.ember"));
+  }
+}

@@ -160,6 +160,28 @@ bool file_exists(const std::string& p) {
   return stat(p.c_str(), &st) == 0;
 }
 
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// A nanoGPT token file (its prepare.py: np.array(ids, dtype=np.uint16).tofile("train.bin")): token ids
+// as little-endian uint16, no header. Every id must be in the model's vocabulary.
+std::vector<int32_t> read_token_file(const std::string& P, const std::string& path, uint32_t n_vocab) {
+  const std::string bytes = check(P, read_file(path));
+  if (bytes.size() % 2 != 0)
+    fail(P, path + ": " + std::to_string(bytes.size()) + " bytes is not a whole number of uint16 token ids");
+  std::vector<int32_t> ids(bytes.size() / 2);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[2 * i])) |
+                       static_cast<uint32_t>(static_cast<unsigned char>(bytes[2 * i + 1])) << 8;
+    if (v >= n_vocab)
+      fail(P, path + ": token " + std::to_string(v) + " at index " + std::to_string(i) + " is outside the vocabulary (n_vocab " +
+                  std::to_string(n_vocab) + ")");
+    ids[i] = static_cast<int32_t>(v);
+  }
+  return ids;
+}
+
 int finetune(const Args& args, const std::string& P);
 int pretrain(const Args& args, const std::string& P);
 int plot(const Args& args, const std::string& P);
@@ -183,8 +205,12 @@ int main(int argc, char** argv) {
             "that ember learns from the train parts only (any UTF-8 encodes: every byte is a token); gpt2,\n"
             "GPT-2's own BPE from --tokenizer-dir (encoder.json + vocab.bpe, or vocab.json + merges.txt).\n"
             "The parts are encoded per file and joined (with <|endoftext|> between files when the vocabulary\n"
-            "has it). Each iteration draws --batch random windows of --block tokens (times --accum\n"
-            "micro-batches). Every --eval-every iterations (and at the end) the mean loss over --eval-iters\n"
+            "has it). A --data FILE.bin is instead a nanoGPT token file (little-endian uint16 ids, as its\n"
+            "prepare.py writes train.bin and val.bin), already split: --val-data names the val file\n"
+            "(default val.bin beside train.bin); the ids are GPT-2's (--vocab gpt2) or index the sorted\n"
+            "characters of --vocab-from TEXT (--vocab char, nanoGPT's meta.pkl for that text).\n"
+            "Each iteration draws --batch random windows of --block tokens (times --accum micro-batches).\n"
+            "Every --eval-every iterations (and at the end) the mean loss over --eval-iters\n"
             "batches of each split is printed and a checkpoint is written: MODEL.ember and MODEL.ember.state\n"
             "(optimizer state), each atomically, in an order that a kill at any moment leaves resumable.\n"
             "--resume continues from them to --iters exactly as an uninterrupted run would. Progress goes to\n"
@@ -203,7 +229,9 @@ int main(int argc, char** argv) {
             "then linear decay to 0; AdamW (betas 0.9, 0.999, weight decay 0.01 on weights, or\n"
             "--weight-decay if given), gradient clipping. Accuracy on --eval-split rows after every epoch.\n"
             "finetune defaults: --lr 6.25e-5, --batch 8, --epochs 3.");
-  args.option("data", "", "FILE", "training text (UTF-8); pretrain takes several");
+  args.option("data", "", "FILE", "training text (UTF-8; pretrain takes several) or a nanoGPT token file (.bin)");
+  args.option("val-data", "", "FILE", "with a token file: the val tokens (default: val.bin beside a train.bin)");
+  args.option("vocab-from", "", "TEXT", "--vocab char with a token file: the text whose sorted characters the ids index");
   args.option("out", "o", "MODEL", "output .ember model (checkpoints are written here too); plot: the SVG");
   args.option("vocab", "", "KIND", "vocabulary: char, bpe (learned from the data) or gpt2 (--tokenizer-dir)", "char");
   args.option("vocab-size", "", "N", "--vocab bpe: tokens in the vocabulary (256 bytes + merges + <|endoftext|>)", "4096");
@@ -255,7 +283,7 @@ int main(int argc, char** argv) {
   if (args.positional().size() > 1) args.usage_error("unexpected argument '" + args.positional()[1] + "'");
   if (args.has("title")) args.usage_error("--title is a plot option");
   if (cmd == "finetune") {
-    for (const char* o : {"vocab-size", "tokenizer-dir", "split"})
+    for (const char* o : {"vocab-size", "tokenizer-dir", "split", "val-data", "vocab-from"})
       if (args.has(o)) args.usage_error(std::string("--") + o + " is a pretrain option");
     if (args.all("data").size() > 1) args.usage_error("finetune takes one --data file");
     return finetune(args, P);
@@ -267,7 +295,7 @@ namespace {
 
 int plot(const Args& args, const std::string& P) {
   if (args.positional().size() != 2) args.usage_error("plot takes one CSV file: ember-train plot LOSS.csv [-o LOSS.svg]");
-  for (const char* o : {"data", "init", "resume", "csv"})
+  for (const char* o : {"data", "val-data", "vocab-from", "init", "resume", "csv"})
     if (args.has(o)) args.usage_error(std::string("--") + o + " is not a plot option");
   const std::string csv = args.positional()[1];
   const std::string svg = args.has("out") ? args.str("out") : svg_path_for(csv);
@@ -286,6 +314,8 @@ int pretrain(const Args& args, const std::string& P) {
   for (const char* o : {"lm-weight", "epochs", "warmup-frac", "balanced", "eval-split"})
     if (args.has(o)) args.usage_error(std::string("--") + o + " is a finetune option");
   if (!args.has("data")) args.usage_error("--data is required");
+  const std::vector<std::string> data_paths = args.all("data");
+  const bool token_files = ends_with(data_paths[0], ".bin");
   if (!args.has("out")) args.usage_error("--out is required");
   const std::string vocab = args.str("vocab"), split_rule = args.str("split");
   if (vocab != "char" && vocab != "bpe" && vocab != "gpt2")
@@ -300,9 +330,28 @@ int pretrain(const Args& args, const std::string& P) {
   const std::string out = args.str("out"), state_path = out + ".state", prev_state_path = out + ".state.prev";
   const std::string csv_path = args.has("csv") ? args.str("csv") : out + ".csv";
   const std::string svg_path = svg_path_for(csv_path);
-  const std::vector<std::string> data_paths = args.all("data");
-  std::string data_list;
-  for (const auto& d : data_paths) data_list += (data_list.empty() ? "" : ",") + d;
+  // Token files (nanoGPT's train.bin / val.bin) come split and tokenized; the vocabulary is given.
+  std::string val_bin;
+  for (const auto& d : data_paths)
+    if (ends_with(d, ".bin") != token_files) args.usage_error("--data mixes token files (.bin) and text");
+  if (token_files) {
+    if (data_paths.size() > 1) args.usage_error("token files: one --data TRAIN.bin (and --val-data VAL.bin)");
+    if (args.has("split")) args.usage_error("--split is for text; token files come split (train.bin, val.bin)");
+    if (!from_file && vocab == "bpe")
+      args.usage_error("--vocab bpe learns from text; with token files use --vocab gpt2 or --vocab char --vocab-from TEXT");
+    if (!from_file && vocab == "char" && !args.has("vocab-from"))
+      args.usage_error("--vocab char with a token file needs --vocab-from TEXT (the ids index its sorted characters)");
+    if (args.has("val-data")) val_bin = args.str("val-data");
+    else if (base_name(data_paths[0]) == "train.bin") val_bin = data_paths[0].substr(0, data_paths[0].size() - 9) + "val.bin";
+    else args.usage_error("--data " + data_paths[0] + " needs --val-data VAL.bin (only train.bin has a default, val.bin beside it)");
+  } else if (args.has("val-data")) {
+    args.usage_error("--val-data is for token files (--data TRAIN.bin)");
+  }
+  if (args.has("vocab-from") && (!token_files || vocab != "char" || from_file))
+    args.usage_error("--vocab-from is the character vocabulary of a token file: it needs --data TRAIN.bin and --vocab char");
+  std::string data_list = token_files ? data_paths[0] + "," + val_bin : "";
+  for (const auto& d : data_paths)
+    if (!token_files) data_list += (data_list.empty() ? "" : ",") + d;
 
   ember::ModelConfig cfg;
   cfg.n_layer = static_cast<uint32_t>(args.integer("n-layer", 1, 1024));
@@ -378,7 +427,7 @@ int pretrain(const Args& args, const std::string& P) {
   topt.seq_len = cfg.n_ctx;
 
   // Data: every file split 90/10, the vocabulary, the token streams.
-  std::vector<TextFile> files(data_paths.size());
+  std::vector<TextFile> files(token_files ? 0 : data_paths.size());
   for (size_t i = 0; i < files.size(); ++i) {
     TextFile& f = files[i];
     f.path = data_paths[i];
@@ -396,6 +445,12 @@ int pretrain(const Args& args, const std::string& P) {
   } else if (vocab == "char") {
     std::string all;
     for (const auto& f : files) all += f.text;
+    if (token_files) {
+      const std::string from = args.str("vocab-from");
+      all = check(P, read_file(from));
+      size_t bad = 0;
+      if (!ember::is_valid_utf8(all, &bad)) fail(P, from + ": not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+    }
     tok = check(P, ember::Tokenizer::chars(char_vocab(all)));
   } else if (vocab == "gpt2") {
     const std::string dir = args.str("tokenizer-dir");
@@ -419,6 +474,10 @@ int pretrain(const Args& args, const std::string& P) {
   if (!from_file) cfg.n_vocab = static_cast<uint32_t>(tok.n_vocab());
   if (!vocab_note.empty()) std::fprintf(stderr, "%s: %s\n", P.c_str(), vocab_note.c_str());
   Split split;
+  if (token_files) {
+    split.train = read_token_file(P, data_paths[0], cfg.n_vocab);
+    split.val = read_token_file(P, val_bin, cfg.n_vocab);
+  }
   for (size_t i = 0; i < files.size(); ++i) {
     for (int s = 0; s < 2; ++s) {
       auto enc = tok.encode(s == 0 ? files[i].train : files[i].val);
@@ -528,7 +587,7 @@ int pretrain(const Args& args, const std::string& P) {
     ember::ModelSpec spec = tr->to_spec();
     spec.tokenizer = clone_tokenizer(P, tok);
     spec.metadata["train.data"] = data_list;
-    spec.metadata["train.split"] = split_rule;
+    spec.metadata["train.split"] = token_files ? "token files" : split_rule;
     spec.metadata["train.train_loss"] = std::to_string(tl);
     spec.metadata["train.val_loss"] = std::to_string(vl);
     spec.metadata["converter"] = "ember-train";
