@@ -1,7 +1,7 @@
 #include "train/ops.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#include "kernels/avx2/exp_avx2.h"
 #define EMBER_TRAIN_AVX2 1
 #endif
 
@@ -41,24 +41,7 @@ float gelu_erf_grad(float x) {
 // AVX2: GELU's smooth factor is recovered from the forward's output, s = out / inp (for tanh-GELU
 // out = x * sigmoid(2u); for erf-GELU out = x * Phi(x)), which saves a tanh / erf per element; near
 // x = 0, where the quotient loses accuracy, s takes its limit 1/2.
-__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.336544750553109f);
-  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.0f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.6931471824645996f), xc);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-1.9046542999577679e-9f), r);
-  __m256 p = _mm256_set1_ps(0.0013941108433972675f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.0083751263981533357f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.041666352896775157f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.16666415514653275f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.50000000471177577f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0000000377162138f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y);
-}
+using avx2::exp8;  // src/kernels/avx2/exp_avx2.h
 
 __attribute__((target("avx2,fma"))) void gelu_backward_avx2(bool erf, float* dinp, const float* dout,
                                                             const float* inp, const float* out, size_t n) {
