@@ -11,7 +11,9 @@
 //   classifier.labels      label names in class order, comma-separated ("ham,spam")
 //   classifier.start_id    token id of the start token (absent or -1: none)
 //   classifier.extract_id  token id of the extract token (absent or -1: none; the last text token is read)
-// Text longer than n_ctx keeps its first tokens. Thread safety: pure functions of the model.
+//   classifier.truncate    how a text too long for n_ctx is cut: "head" (absent: the default) keeps its
+//                          first tokens, "head+tail" its first and last halves (see truncate_tokens)
+// Thread safety: pure functions of the model.
 #pragma once
 
 #include <cstdint>
@@ -24,10 +26,20 @@
 
 namespace ember {
 
+// How a text longer than the room in the context is cut. kHeadTail keeps the first room / 2 tokens and
+// the last room - room / 2: a long email's subject and opening and also its closing lines (signature,
+// unsubscribe footer); Sun et al. 2019 ("How to Fine-Tune BERT for Text Classification?") found head +
+// tail the best cut for long documents.
+enum class Truncation { kHead, kHeadTail };
+const char* truncation_name(Truncation t);  // "head", "head+tail"
+// Cuts `ids` to at most `room` tokens; true when it was longer.
+bool truncate_tokens(std::vector<int32_t>& ids, size_t room, Truncation t);
+
 struct ClassifierInfo {
   std::vector<std::string> labels;  // n_classes names
   int32_t start_id = -1;
   int32_t extract_id = -1;
+  Truncation truncation = Truncation::kHead;
 };
 
 // Fails when the model has no classifier head or its metadata is inconsistent (names the key).

@@ -16,6 +16,19 @@ Result<int32_t> id_from(const Model& m, const char* key) {
 }
 }  // namespace
 
+const char* truncation_name(Truncation t) { return t == Truncation::kHeadTail ? "head+tail" : "head"; }
+
+bool truncate_tokens(std::vector<int32_t>& ids, size_t room, Truncation t) {
+  if (ids.size() <= room) return false;
+  if (t == Truncation::kHeadTail) {
+    const size_t head = room / 2;
+    ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(head), ids.end() - static_cast<std::ptrdiff_t>(room - head));
+  } else {
+    ids.resize(room);
+  }
+  return true;
+}
+
 Result<ClassifierInfo> classifier_info(const Model& m) {
   const uint32_t n = m.config().n_classes;
   if (n == 0) return invalid_argument(m.path() + " has no classifier head (n_classes is 0)");
@@ -38,6 +51,12 @@ Result<ClassifierInfo> classifier_info(const Model& m) {
   }
   EMBER_ASSIGN_OR_RETURN(info.start_id, id_from(m, "classifier.start_id"));
   EMBER_ASSIGN_OR_RETURN(info.extract_id, id_from(m, "classifier.extract_id"));
+  it = m.metadata().find("classifier.truncate");
+  if (it != m.metadata().end()) {
+    if (it->second == "head+tail") info.truncation = Truncation::kHeadTail;
+    else if (it->second != "head")
+      return invalid_file(m.path() + ": metadata classifier.truncate = '" + it->second + "' (expected head or head+tail)");
+  }
   return info;
 }
 
@@ -46,7 +65,7 @@ Result<std::vector<int32_t>> classifier_input(const Model& m, const ClassifierIn
   EMBER_ASSIGN_OR_RETURN(std::vector<int32_t> body, m.tokenizer().encode(text));
   const size_t extra = (info.start_id >= 0) + (info.extract_id >= 0);
   const size_t room = m.config().n_ctx - extra;
-  if (body.size() > room) body.resize(room);
+  truncate_tokens(body, room, info.truncation);
   std::vector<int32_t> ids;
   ids.reserve(body.size() + extra);
   if (info.start_id >= 0) ids.push_back(info.start_id);

@@ -90,6 +90,7 @@ TEST_CASE("ember-train finetune: GPT-1 fine-tuning of a tiny pretrained model cl
     CHECK(m.metadata().at("classifier.labels") == "neg,pos");
     CHECK(m.metadata().at("classifier.start_id") == std::to_string(V));
     CHECK(m.metadata().at("classifier.extract_id") == std::to_string(V + 1));
+    CHECK(m.metadata().at("classifier.truncate") == "head+tail");  // the default cut, recorded for ember-classify
     CHECK(m.tokenizer().n_vocab() == static_cast<int32_t>(V));  // the new tokens live beyond the tokenizer
     auto info = ember::classifier_info(m);
     REQUIRE(info.ok());
@@ -120,8 +121,14 @@ TEST_CASE("ember-train finetune: GPT-1 fine-tuning of a tiny pretrained model cl
 
   // lm-weight 0 (classification only) also trains; bad command lines are refused.
   REQUIRE(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/data.jsonl --out " + D + "/ft0.ember --lr 3e-3 --epochs 1 "
-                   "--lm-weight 0 --eval-split none") == 0);
-  CHECK(ember::Model::load(D + "/ft0.ember").ok());
+                   "--lm-weight 0 --eval-split none --truncate head") == 0);
+  {
+    auto ft0 = ember::Model::load(D + "/ft0.ember");
+    REQUIRE(ft0.ok());
+    CHECK((*ft0)->metadata().at("classifier.truncate") == "head");
+  }
+  CHECK(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/data.jsonl --out " + D + "/x.ember --truncate tail") == 2);
+  CHECK(tool.run("pretrain --data " + D + "/pre.txt --out " + D + "/x.ember --truncate head") == 2);
   CHECK(tool.run("finetune --data " + D + "/data.jsonl --out " + D + "/x.ember") == 2);
   CHECK(tool.err().find("--init") != std::string::npos);
   CHECK(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/data.jsonl --out " + D + "/x.ember --iters 5") == 2);

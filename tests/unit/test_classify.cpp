@@ -15,7 +15,7 @@
 #include "test_paths.h"
 
 namespace {
-std::shared_ptr<const ember::Model> model_with_head(bool int8) {
+std::shared_ptr<const ember::Model> model_with_head(bool int8, const char* truncate = nullptr) {
   auto spec = ember::import_model(ember_test::data_dir() + "/golden/nanogpt");
   REQUIRE_MESSAGE(spec.ok(), spec.status().message());
   spec->config.n_classes = 2;
@@ -34,6 +34,7 @@ std::shared_ptr<const ember::Model> model_with_head(bool int8) {
   spec->metadata["classifier.labels"] = "ham,spam";
   spec->metadata["classifier.start_id"] = "0";
   spec->metadata["classifier.extract_id"] = "1";
+  if (truncate) spec->metadata["classifier.truncate"] = truncate;
   if (int8) REQUIRE(ember::quantize_model(*spec, {}).ok());
   const std::string p = ember_test::temp_dir() + "/ember_cls.ember";
   ember::Status st = ember::write_model_file(*spec, p);
@@ -70,6 +71,50 @@ TEST_CASE("classify: [start] text [extract], then softmax(W h + b) of the last h
     REQUIRE((*s)->classify(probs.data()).ok());
     CHECK(probs[0] + probs[1] == doctest::Approx(1.0).epsilon(1e-6));
   }
+}
+
+TEST_CASE("classify: a long text keeps its head, or its head and tail halves, as the model's metadata says") {
+  std::vector<int32_t> v(10);
+  for (int i = 0; i < 10; ++i) v[i] = i;
+  auto cut = [&](size_t room, ember::Truncation t) {
+    std::vector<int32_t> w = v;
+    const bool was_cut = ember::truncate_tokens(w, room, t);
+    CHECK(was_cut == (room < v.size()));
+    return w;
+  };
+  using T = ember::Truncation;
+  CHECK(cut(4, T::kHead) == std::vector<int32_t>{0, 1, 2, 3});
+  CHECK(cut(4, T::kHeadTail) == std::vector<int32_t>{0, 1, 8, 9});
+  CHECK(cut(5, T::kHeadTail) == std::vector<int32_t>{0, 1, 7, 8, 9});  // odd room: the tail gets the extra token
+  CHECK(cut(1, T::kHeadTail) == std::vector<int32_t>{9});
+  CHECK(cut(0, T::kHeadTail).empty());
+  CHECK(cut(10, T::kHeadTail) == v);
+  CHECK(cut(12, T::kHead) == v);
+  CHECK(std::string(ember::truncation_name(T::kHeadTail)) == "head+tail");
+
+  auto head = model_with_head(false), both = model_with_head(false, "head+tail"), explicit_head = model_with_head(false, "head");
+  const std::string text = std::string(50, 'a') + std::string(50, 'b');  // n_ctx is far below 100
+  const auto body = head->tokenizer().encode(text).value();
+  const size_t room = head->config().n_ctx - 2;
+  REQUIRE(body.size() > room);
+  for (const auto& m : {head, both, explicit_head}) {
+    auto info = ember::classifier_info(*m);
+    REQUIRE_MESSAGE(info.ok(), info.status().message());
+    auto ids = ember::classifier_input(*m, *info, text);
+    REQUIRE(ids.ok());
+    REQUIRE(ids->size() == room + 2);
+    std::vector<int32_t> want(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(room));
+    if (m == both) {
+      CHECK(info->truncation == T::kHeadTail);
+      want.assign(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(room / 2));
+      want.insert(want.end(), body.end() - static_cast<std::ptrdiff_t>(room - room / 2), body.end());
+    }
+    CHECK(std::vector<int32_t>(ids->begin() + 1, ids->end() - 1) == want);
+  }
+  auto bad = model_with_head(false, "tail");
+  auto info = ember::classifier_info(*bad);
+  REQUIRE_FALSE(info.ok());
+  CHECK(info.status().message().find("classifier.truncate = 'tail'") != std::string::npos);
 }
 
 TEST_CASE("classify: probabilities equal softmax of the head applied to hidden()") {

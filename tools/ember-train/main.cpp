@@ -28,6 +28,7 @@
 
 #include "../common/cli.h"
 #include "ember/bpe_trainer.h"
+#include "ember/classify.h"
 #include "ember/convert.h"
 #include "ember/dataset.h"
 #include "ember/train.h"
@@ -228,6 +229,8 @@ int main(int argc, char** argv) {
             "--lm-weight x language modelling of the text; linear warmup over --warmup-frac of the steps,\n"
             "then linear decay to 0; AdamW (betas 0.9, 0.999, weight decay 0.01 on weights, or\n"
             "--weight-decay if given), gradient clipping. Accuracy on --eval-split rows after every epoch.\n"
+            "A text longer than n_ctx - 2 tokens keeps its first and last halves (--truncate head+tail; the\n"
+            "model records the rule, ember-classify cuts the same way) or its first tokens (head).\n"
             "finetune defaults: --lr 6.25e-5, --batch 8, --epochs 3.");
   args.option("data", "", "FILE", "training text (UTF-8; pretrain takes several) or a nanoGPT token file (.bin)");
   args.option("val-data", "", "FILE", "with a token file: the val tokens (default: val.bin beside a train.bin)");
@@ -272,6 +275,7 @@ int main(int argc, char** argv) {
   args.option("warmup-frac", "", "F", "finetune: linear warmup as a fraction of all steps", "0.002");
   args.option("balanced", "", "", "finetune: train on rows marked \"balanced\": true only");
   args.option("eval-split", "", "NAME", "finetune: split to report accuracy on after each epoch (none: off)", "val");
+  args.option("truncate", "", "HOW", "finetune: a text longer than n_ctx - 2 tokens keeps its head, or head+tail (halves)", "head+tail");
   args.parse(argc, argv);
   const std::string P = args.prog();
 
@@ -311,7 +315,7 @@ int plot(const Args& args, const std::string& P) {
 }
 
 int pretrain(const Args& args, const std::string& P) {
-  for (const char* o : {"lm-weight", "epochs", "warmup-frac", "balanced", "eval-split"})
+  for (const char* o : {"lm-weight", "epochs", "warmup-frac", "balanced", "eval-split", "truncate"})
     if (args.has(o)) args.usage_error(std::string("--") + o + " is a finetune option");
   if (!args.has("data")) args.usage_error("--data is required");
   const std::vector<std::string> data_paths = args.all("data");
@@ -791,6 +795,9 @@ int finetune(const Args& args, const std::string& P) {
   const uint32_t V0 = spec.config.n_vocab, C = spec.config.n_embd, K = static_cast<uint32_t>(labels.size());
   const int32_t start_id = static_cast<int32_t>(V0), extract_id = static_cast<int32_t>(V0 + 1);
   const size_t room = spec.config.n_ctx - 2;
+  const std::string trunc_opt = args.str("truncate");
+  if (trunc_opt != "head" && trunc_opt != "head+tail") args.usage_error("--truncate must be head or head+tail (got '" + trunc_opt + "')");
+  const ember::Truncation truncation = trunc_opt == "head" ? ember::Truncation::kHead : ember::Truncation::kHeadTail;
   std::vector<Example> train, evals;
   size_t truncated = 0, eval_unknown = 0;
   for (const auto& r : rows) {
@@ -800,7 +807,7 @@ int finetune(const Args& args, const std::string& P) {
     auto enc = tok.encode(r.text);
     if (!enc.ok()) fail(P, data_path + " line " + std::to_string(r.line) + ": " + enc.status().message());
     std::vector<int32_t> body = std::move(enc).value();
-    if (body.size() > room) body.resize(room), ++truncated;
+    truncated += ember::truncate_tokens(body, room, truncation);
     Example e;
     e.seq.push_back(start_id);
     e.seq.insert(e.seq.end(), body.begin(), body.end());
@@ -849,8 +856,9 @@ int finetune(const Args& args, const std::string& P) {
   std::fprintf(stderr, "%s: fine-tuning %s: %s, n_layer %u, n_embd %u, n_ctx %u, n_vocab %u + 2 (start %d, extract %d): %.2fM parameters\n",
                P.c_str(), init.c_str(), ember::norm_placement_name(cfg.norm), cfg.n_layer, cfg.n_embd, cfg.n_ctx, V0, start_id,
                extract_id, tr->n_params() / 1e6);
-  std::fprintf(stderr, "%s: data %s: %zu train rows, %zu %s rows (%zu truncated to %zu tokens); %u classes: %s\n", P.c_str(),
-               data_path.c_str(), train.size(), evals.size(), eval_split.c_str(), truncated, room, K, labels_csv.c_str());
+  std::fprintf(stderr, "%s: data %s: %zu train rows, %zu %s rows (%zu cut to %zu tokens, %s); %u classes: %s\n", P.c_str(),
+               data_path.c_str(), train.size(), evals.size(), eval_split.c_str(), truncated, room, ember::truncation_name(truncation), K,
+               labels_csv.c_str());
   if (eval_unknown) std::fprintf(stderr, "%s: %zu %s rows have labels the train split lacks (counted as wrong)\n", P.c_str(), eval_unknown, eval_split.c_str());
   std::fprintf(stderr, "%s: %llu epochs x %zu steps of batch %zu; lr %.3g, warmup %llu steps, linear decay; lm weight %g; %u threads; %s memory\n",
                P.c_str(), static_cast<unsigned long long>(epochs), steps_per_epoch, B, peak_lr, static_cast<unsigned long long>(warmup),
@@ -935,6 +943,7 @@ int finetune(const Args& args, const std::string& P) {
   res.metadata["classifier.labels"] = labels_csv;
   res.metadata["classifier.start_id"] = std::to_string(start_id);
   res.metadata["classifier.extract_id"] = std::to_string(extract_id);
+  res.metadata["classifier.truncate"] = ember::truncation_name(truncation);
   res.metadata["converter"] = "ember-train";
   res.metadata["finetune.init"] = init;
   res.metadata["finetune.data"] = data_path;
