@@ -172,7 +172,8 @@ ember::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
 ember::Result<std::vector<int32_t>> read_token_file(const std::string& path) {
   EMBER_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".bin") == 0) {
-    if (bytes.size() % 2 != 0) return ember::invalid_file(path + ": odd size for a uint16 token file");
+    if (bytes.size() % 2 != 0)
+      return ember::invalid_file(path + ": " + std::to_string(bytes.size()) + " bytes is not a whole number of uint16 token ids");
     std::vector<int32_t> ids(bytes.size() / 2);
     for (size_t i = 0; i < ids.size(); ++i)
       ids[i] = static_cast<uint8_t>(bytes[2 * i]) | (static_cast<uint8_t>(bytes[2 * i + 1]) << 8);

@@ -165,21 +165,14 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-// A nanoGPT token file (its prepare.py: np.array(ids, dtype=np.uint16).tofile("train.bin")): token ids
-// as little-endian uint16, no header. Every id must be in the model's vocabulary.
-std::vector<int32_t> read_token_file(const std::string& P, const std::string& path, uint32_t n_vocab) {
-  const std::string bytes = check(P, read_file(path));
-  if (bytes.size() % 2 != 0)
-    fail(P, path + ": " + std::to_string(bytes.size()) + " bytes is not a whole number of uint16 token ids");
-  std::vector<int32_t> ids(bytes.size() / 2);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[2 * i])) |
-                       static_cast<uint32_t>(static_cast<unsigned char>(bytes[2 * i + 1])) << 8;
-    if (v >= n_vocab)
-      fail(P, path + ": token " + std::to_string(v) + " at index " + std::to_string(i) + " is outside the vocabulary (n_vocab " +
+// A nanoGPT token file (its prepare.py: np.array(ids, dtype=np.uint16).tofile("train.bin"); read by
+// tools/common's read_token_file) whose every id must be in the model's vocabulary.
+std::vector<int32_t> read_token_ids(const std::string& P, const std::string& path, uint32_t n_vocab) {
+  std::vector<int32_t> ids = check(P, read_token_file(path));
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (static_cast<uint32_t>(ids[i]) >= n_vocab)
+      fail(P, path + ": token " + std::to_string(ids[i]) + " at index " + std::to_string(i) + " is outside the vocabulary (n_vocab " +
                   std::to_string(n_vocab) + ")");
-    ids[i] = static_cast<int32_t>(v);
-  }
   return ids;
 }
 
@@ -353,9 +346,8 @@ int pretrain(const Args& args, const std::string& P) {
   }
   if (args.has("vocab-from") && (!token_files || vocab != "char" || from_file))
     args.usage_error("--vocab-from is the character vocabulary of a token file: it needs --data TRAIN.bin and --vocab char");
-  std::string data_list = token_files ? data_paths[0] + "," + val_bin : "";
-  for (const auto& d : data_paths)
-    if (!token_files) data_list += (data_list.empty() ? "" : ",") + d;
+  std::string data_list = token_files ? data_paths[0] + "," + val_bin : data_paths[0];
+  for (size_t i = 1; i < data_paths.size(); ++i) data_list += "," + data_paths[i];
 
   ember::ModelConfig cfg;
   cfg.n_layer = static_cast<uint32_t>(args.integer("n-layer", 1, 1024));
@@ -447,14 +439,11 @@ int pretrain(const Args& args, const std::string& P) {
   if (from_file) {
     tok = std::move(start.tokenizer);
   } else if (vocab == "char") {
-    std::string all;
+    std::string all = token_files ? check(P, read_file(args.str("vocab-from"))) : "";
     for (const auto& f : files) all += f.text;
-    if (token_files) {
-      const std::string from = args.str("vocab-from");
-      all = check(P, read_file(from));
-      size_t bad = 0;
-      if (!ember::is_valid_utf8(all, &bad)) fail(P, from + ": not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
-    }
+    size_t bad = 0;
+    if (token_files && !ember::is_valid_utf8(all, &bad))
+      fail(P, args.str("vocab-from") + ": not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
     tok = check(P, ember::Tokenizer::chars(char_vocab(all)));
   } else if (vocab == "gpt2") {
     const std::string dir = args.str("tokenizer-dir");
@@ -479,8 +468,8 @@ int pretrain(const Args& args, const std::string& P) {
   if (!vocab_note.empty()) std::fprintf(stderr, "%s: %s\n", P.c_str(), vocab_note.c_str());
   Split split;
   if (token_files) {
-    split.train = read_token_file(P, data_paths[0], cfg.n_vocab);
-    split.val = read_token_file(P, val_bin, cfg.n_vocab);
+    split.train = read_token_ids(P, data_paths[0], cfg.n_vocab);
+    split.val = read_token_ids(P, val_bin, cfg.n_vocab);
   }
   for (size_t i = 0; i < files.size(); ++i) {
     for (int s = 0; s < 2; ++s) {
