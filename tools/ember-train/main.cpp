@@ -538,8 +538,10 @@ int pretrain(const Args& args, const std::string& P) {
     }
   }
 
+  const std::string start_note =
+      !from_file ? "new model" : args.has("resume") ? "resuming " + out : "continuing from " + args.str("init");
   std::fprintf(stderr, "%s: %s, %s, %s; n_layer %u, n_head %u, n_embd %u, n_ff %u, n_ctx %u, n_vocab %u (%s): %.2fM parameters\n",
-               P.c_str(), from_file ? (args.has("resume") ? "resuming" : "fine-tuning") : "new model",
+               P.c_str(), start_note.c_str(),
                ember::norm_placement_name(cfg.norm), ember::activation_name(cfg.activation), cfg.n_layer, cfg.n_head,
                cfg.n_embd, cfg.n_ff, cfg.n_ctx, cfg.n_vocab, ember::tokenizer_kind_name(tok.kind()), tr->n_params() / 1e6);
   std::fprintf(stderr, "%s: data %s: %zu train / %zu val tokens; batch %zu x %zu x accum %llu; %u threads; %s memory\n",
