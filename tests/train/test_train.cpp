@@ -1009,14 +1009,14 @@ TEST_CASE("ember-train: trains, checkpoints, resumes exactly, and rejects bad co
   CHECK(tool.run(common + "--iters 10 --resume --out " + D + "/b.ember") == 1);  // cannot go back
   CHECK(tool.err().find("already has 20 steps") != std::string::npos);
 
-  // GPT-1 topology, ReLU, untied head, gradient accumulation; then fine-tuning from it with --init.
+  // GPT-1 topology, ReLU, untied head, gradient accumulation; then more pretraining from it with --init.
   REQUIRE(tool.run(common + "--iters 4 --accum 2 --norm post --act relu --untied --out " + D + "/g1.ember") == 0);
   auto g1 = ember::Model::load(D + "/g1.ember");
   REQUIRE(g1.ok());
   CHECK((*g1)->config().norm == NormPlacement::kPostLN);
   CHECK(!(*g1)->config().tied_lm_head);
   REQUIRE(tool.run(common + "--iters 2 --init " + D + "/g1.ember --out " + D + "/g1ft.ember") == 0);
-  CHECK(tool.err().find("fine-tuning") != std::string::npos);
+  CHECK(tool.err().find("continuing from " + D + "/g1.ember") != std::string::npos);
 
   // Bad command lines: exit 2 with the reason; bad inputs: exit 1 with the file named.
   CHECK(tool.run("") == 2);
