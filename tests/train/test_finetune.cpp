@@ -81,6 +81,7 @@ TEST_CASE("ember-train finetune: GPT-1 fine-tuning of a tiny pretrained model cl
     CHECK(err.find("epoch 4:") != std::string::npos);
     CHECK(err.find("val accuracy") != std::string::npos);
     CHECK(err.find("160 train rows") != std::string::npos);
+    CHECK(err.find(" tok/s | ETA ") != std::string::npos);  // the progress line has the speed and the time left
 
     auto model = ember::Model::load(D + "/ft.ember");
     REQUIRE(model.ok());

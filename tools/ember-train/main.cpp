@@ -879,7 +879,7 @@ int finetune(const Args& args, const std::string& P) {
 
   const double t_start = now_seconds();
   double train_seconds = 0.0, window_loss = 0.0, window_seconds = 0.0, acc = -1.0, vloss = 0.0;
-  uint64_t it = 0, window_iters = 0;
+  uint64_t it = 0, window_iters = 0, window_tokens = 0;
   std::vector<size_t> order(train.size());
   for (uint64_t ep = 0; ep < epochs; ++ep) {
     std::iota(order.begin(), order.end(), size_t{0});
@@ -892,6 +892,7 @@ int finetune(const Args& args, const std::string& P) {
       const double t0 = now_seconds();
       const size_t nb = std::min(B, train.size() - s * B);
       const size_t T = make_batch(train, order.data() + s * B, nb, x, y, lab, last);
+      for (size_t b = 0; b < nb; ++b) window_tokens += static_cast<uint64_t>(last[b]) + 1;  // text tokens, not padding
       const float lr = lr_at(it);
       tr->zero_grad();
       const float loss = check(P, tr->forward_classify(x.data(), lm_weight > 0 ? y.data() : nullptr, lab.data(), last.data(), nb, T,
@@ -908,12 +909,12 @@ int finetune(const Args& args, const std::string& P) {
       ++window_iters;
       if ((it + 1) % log_every == 0 || it + 1 == total) {
         const double ms = window_seconds / static_cast<double>(window_iters) * 1e3;
-        std::fprintf(stderr, "iter %llu/%llu | epoch %llu | loss %.4f | lr %.2e | norm %.3f | %.1f ms/iter | ETA %s\n",
+        std::fprintf(stderr, "iter %llu/%llu | epoch %llu | loss %.4f | lr %.2e | norm %.3f | %.1f ms/iter | %.0f tok/s | ETA %s\n",
                      static_cast<unsigned long long>(it + 1), static_cast<unsigned long long>(total),
                      static_cast<unsigned long long>(ep + 1), window_loss / static_cast<double>(window_iters), lr, norm, ms,
-                     fmt_time(static_cast<double>(total - it - 1) * train_seconds / static_cast<double>(it + 1)).c_str());
+                     static_cast<double>(window_tokens) / window_seconds, fmt_time(static_cast<double>(total - it - 1) * train_seconds / static_cast<double>(it + 1)).c_str());
         window_loss = window_seconds = 0.0;
-        window_iters = 0;
+        window_iters = window_tokens = 0;
       }
     }
     if (!evals.empty()) {
