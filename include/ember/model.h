@@ -13,9 +13,11 @@
 // on the next access); ember's own writers replace a file by rename, which is safe.
 // Thread safety: load() may run in several threads at once (also on the same file). A loaded Model is
 // immutable: all const methods, tokenizer() included, may be called from any thread. Several sessions
-// may share one model from several threads; their forward passes serialize on the model's compute
-// lock (one session computes at a time), so each gets exactly what it gets running alone
-// (tests/unit/test_threads.cpp: 4 threads, float and int8).
+// may share one model from several threads. On an all-int8 model their forward passes run in parallel
+// (the weights are read-only, the scratch is per session); a model with float linear layers (XNNPACK
+// operators, which hold bound pointers between setup and run) serializes them on its compute lock.
+// Either way each session gets exactly what it gets running alone (tests/unit/test_threads.cpp: 4
+// threads, float and int8).
 // Untrusted files: load() is safe on any bytes (fuzzed: tests/fuzz, README "Security"). It does not
 // check float weight values; a model with NaN or inf weights runs and produces NaN logits, which the
 // Sampler never picks.

@@ -9,10 +9,11 @@
 // n_ctx tokens the next call fails with StatusCode::kContextFull; to keep going, reset() and prefill
 // a suffix of the history (ember-generate --keep-going does this).
 // Thread safety: a Session is not thread-safe: call it from one thread at a time (one per thread).
-// Sessions of one Model may run in different threads at once; their forward passes (prefill, decode,
-// classify) take turns on the model's compute lock, so each result equals a solo run. Callbacks (a
-// LogitsCallback, SessionOptions::linear_tap) run on the calling thread while that lock is held: they
-// must not call prefill(), decode() or classify() of any session of the same model (deadlock).
+// Sessions of one Model may run in different threads at once, and each result equals a solo run: on an
+// all-int8 model their forward passes (prefill, decode, classify) run concurrently, on a model with
+// float linear layers they take turns on the model's compute lock. Callbacks (a LogitsCallback,
+// SessionOptions::linear_tap) run on the calling thread, inside that lock when there is one: they must
+// not call prefill(), decode() or classify() of any session of the same model (deadlock).
 // Memory: the config decides it (n_ctx, n_layer, n_embd, n_batch), not the file size; a hostile file can
 // ask for a large KV cache (each dimension is at most 2^20): check memory_bytes() or config() first.
 #pragma once

@@ -61,6 +61,7 @@ Result<Linear> Model::Impl::linear(const std::string& weight, const std::string&
   const float* wf;
   EMBER_ASSIGN_OR_RETURN(wf, f32(weight));
   EMBER_ASSIGN_OR_RETURN(l.f32, LinearF32::create(wf, l.bias, in, out, weight));
+  has_xnn_ops = true;
   if (weight != "wte") {  // wte is also the embedding table; everything else now lives in the pack
     if (w->dtype == DType::kF32) {
       const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));

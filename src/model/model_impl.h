@@ -54,8 +54,14 @@ struct Model::Impl {
   Linear cls;      // (n_classes, n_embd), when n_classes > 0
   size_t max_linear_in = 0;  // widest int8 linear input: the session's activation scratch size
   std::map<std::string, std::vector<float>> owned;  // f32 copies of tensors not stored as f32, by name
-  // XNNPACK operators hold bound pointers between setup and run: one forward at a time.
+  // XNNPACK operators hold bound pointers between setup and run: one forward at a time on a model with
+  // float linear layers. int8 layers keep no state (ember's kernels, session-owned scratch), so on an
+  // all-int8 model sessions compute concurrently.
   mutable std::mutex compute_mutex;
+  bool has_xnn_ops = false;  // set by linear() when it creates an XNNPACK operator
+  std::unique_lock<std::mutex> compute_lock() const {
+    return has_xnn_ops ? std::unique_lock<std::mutex>(compute_mutex) : std::unique_lock<std::mutex>();
+  }
 
   // The semantic half of Model::load: every tensor the config needs, then the compute. `file` is
   // verified already (EmberFile::open, or EmberFile::from_buffer for fuzzing and in-memory models).

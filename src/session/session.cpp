@@ -291,7 +291,7 @@ Status Session::prefill(const int32_t* tokens, size_t n, const LogitsCallback* e
     if (tokens[i] < 0 || static_cast<size_t>(tokens[i]) >= I.V)
       return invalid_argument("token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
                               " is outside the vocabulary [0, " + std::to_string(I.V) + ")");
-  std::lock_guard<std::mutex> lock(I.M->compute_mutex);
+  const std::unique_lock<std::mutex> lock = I.M->compute_lock();
   for (size_t i = 0; i < n; i += I.n_batch) {
     const size_t b = n - i < I.n_batch ? n - i : I.n_batch;
     const bool last = i + b == n;
@@ -309,7 +309,7 @@ Status Session::classify(float* probs) {
   const size_t n = I.M->config.n_classes;
   if (n == 0) return invalid_argument("classify: " + I.model->path() + " has no classifier head");
   if (I.n_past == 0) return invalid_argument("classify: run prefill() on the input first");
-  std::lock_guard<std::mutex> lock(I.M->compute_mutex);
+  const std::unique_lock<std::mutex> lock = I.M->compute_lock();
   EMBER_RETURN_IF_ERROR(I.M->cls.run(1, I.hidden.data(), probs, I.pool->get(), *I.K, I.xq.data(), I.xs.data()));
   I.K->softmax_f32(probs, n);
   return Status::Ok();
