@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../common/cli.h"
@@ -59,6 +60,7 @@ struct Row {
   std::string test;  // "pp512", "tg128", or "tg128@d512" (decode after a 512-token context)
   std::string kv;    // KV cache type
   uint32_t threads;
+  uint32_t sessions;  // concurrent streams; tok/s is their sum
   int64_t depth;     // tokens in the context before a decode test (0 for prefill tests)
   double tok_s = 0, cpu_tok_s = 0;  // medians: tokens per wall-clock second, per CPU second
   double kv_mib = 0;                // KV cache in use at the end of the test (depth + tokens positions)
@@ -69,7 +71,7 @@ struct Row {
 
 int main(int argc, char** argv) {
   Args args("ember-bench",
-            "ember-bench -m MODEL [-p 64,512] [-n 128] [-d 0,512] [-t 1,2] [--kv f32,int8] [-r 5] [--json] [--profile]",
+            "ember-bench -m MODEL [-p 64,512] [-n 128] [-d 0,512] [-t 1,2] [-s 1,2] [--kv f32,int8] [-r 5] [--json] [--profile]",
             "Measures a model like llama-bench: prefill speed for each prompt length (ppN: N random tokens\n"
             "from an empty context), decode speed (tgN: N tokens one at a time from an empty context; with\n"
             "-d D, tgN@dD: after D context tokens, prefilled untimed before each repeat), as the median of R\n"
@@ -77,13 +79,17 @@ int main(int argc, char** argv) {
             "within each repeat, so a loaded machine slows them alike; the CPU tok/s column (tokens per\n"
             "process CPU second) is the loaded machine's best estimate of a quiet one at 1 thread. Plus load\n"
             "time, peak RSS (run one --kv type per process to compare memory) and the KV cache in use.\n"
-            "Tests that do not fit n_ctx are skipped. --profile adds time per op.");
+            "Tests that do not fit n_ctx are skipped. --profile adds time per op. With -s S, S sessions of the\n"
+            "model run each test at once, one per thread (each with -t threads), as a device serving S\n"
+            "streams would: tok/s is their total; an all-int8 model computes them in parallel, a float one\n"
+            "in turns (see include/ember/session.h).");
   args.option("model", "m", "MODEL", "model file (.ember)");
   args.option("prompt", "p", "N,...", "prompt lengths for the prefill test", "64,512");
   args.option("n-gen", "n", "N", "tokens for the decode test (0: skip)", "128");
   args.option("depth", "d", "D,...", "context tokens before each decode test", "0");
   args.option("kv", "", "TYPE,...", "KV cache types (f32, int8)", ember::kv_type_name(ember::SessionOptions().kv_type));
   args.option("threads", "t", "N,...", "thread counts", "1,2");
+  args.option("sessions", "s", "S,...", "concurrent sessions (streams) per test", "1");
   args.option("repeats", "r", "R", "repeats per test (median reported)", "5");
   args.option("batch", "b", "N", "prefill micro-batch size", "64");
   args.option("json", "", "", "print results as JSON");
@@ -93,6 +99,7 @@ int main(int argc, char** argv) {
   if (!args.has("model")) args.usage_error("no model given (-m MODEL)");
   const std::vector<int64_t> prompts = parse_list(args, "prompt", 1, 1 << 20);
   const std::vector<int64_t> threads = parse_list(args, "threads", 1, 1024);
+  const std::vector<int64_t> streams = parse_list(args, "sessions", 1, 256);
   const int64_t n_gen = args.integer("n-gen", 0, 1 << 20);
   const std::vector<int64_t> depths = parse_list(args, "depth", 0, 1 << 20);
   std::vector<ember::KvType> kv_types;
@@ -135,45 +142,54 @@ int main(int argc, char** argv) {
     }
   };
   // One test: `repeats` timed runs (after a warm-up) of every KV type in turn; `run(session)` returns the
-  // tokens processed in the timed part, `prepare(session)` sets up the untimed part.
-  auto measure = [&](std::vector<std::unique_ptr<ember::Session>>& sessions, const std::string& test, uint32_t th,
-                     int64_t depth, int64_t positions, const std::function<void(ember::Session&)>& prepare,
-                     const std::function<int64_t(ember::Session&)>& run) {
+  // tokens processed in the timed part, `prepare(session)` sets up the untimed part. groups[k] holds the
+  // sessions of KV type k that run the test at once, each in its own thread (the first in this one).
+  using Group = std::vector<std::unique_ptr<ember::Session>>;
+  auto measure = [&](std::vector<Group>& groups, const std::string& test, uint32_t th, int64_t depth, int64_t positions,
+                     const std::function<void(ember::Session&)>& prepare, const std::function<int64_t(ember::Session&)>& run) {
     std::vector<Row> out;
-    for (auto& s : sessions)
-      out.push_back(Row{test, ember::kv_type_name(s->kv_type()), th, depth, 0, 0,
-                        s->kv_cache_bytes() * static_cast<double>(positions) / c.n_ctx / (1024.0 * 1024.0), {}, {}});
+    for (auto& g : groups)
+      out.push_back(Row{test, ember::kv_type_name(g[0]->kv_type()), th, static_cast<uint32_t>(g.size()), depth, 0, 0,
+                        g.size() * g[0]->kv_cache_bytes() * static_cast<double>(positions) / c.n_ctx / (1024.0 * 1024.0), {}, {}});
     for (int64_t r = -1; r < repeats; ++r) {  // r = -1: warm-up
-      for (size_t k = 0; k < sessions.size(); ++k) {
-        ember::Session& s = *sessions[k];
-        s.reset();
-        prepare(s);
-        if (r == 0) s.reset_profile();
+      for (size_t k = 0; k < groups.size(); ++k) {
+        for (auto& s : groups[k]) {
+          s->reset();
+          prepare(*s);
+          if (r == 0) s->reset_profile();
+        }
+        std::vector<int64_t> done(groups[k].size(), 0);
         const double a = now_seconds(), ca = cpu_seconds();
-        const int64_t n = run(s);
+        std::vector<std::thread> others;
+        for (size_t j = 1; j < groups[k].size(); ++j) others.emplace_back([&, j] { done[j] = run(*groups[k][j]); });
+        done[0] = run(*groups[k][0]);
+        for (auto& t : others) t.join();
         const double wall = now_seconds() - a, cpu = cpu_seconds() - ca;
+        int64_t n = 0;
+        for (int64_t d : done) n += d;
         if (r >= 0) {
           out[k].runs.push_back(n / wall);
           out[k].cpu_runs.push_back(n / (cpu > 0 ? cpu : 1e-9));
         }
       }
     }
-    for (size_t k = 0; k < sessions.size(); ++k) {
+    for (size_t k = 0; k < groups.size(); ++k) {
       out[k].tok_s = median(out[k].runs);
       out[k].cpu_tok_s = median(out[k].cpu_runs);
-      add_profile(test + ", kv " + out[k].kv, th, *sessions[k]);
+      add_profile(test + ", kv " + out[k].kv, th, *groups[k][0]);
       rows.push_back(out[k]);
     }
   };
-  for (int64_t th : threads) {
-    std::vector<std::unique_ptr<ember::Session>> sessions;
+  for (int64_t th : threads) for (int64_t ns : streams) {
+    std::vector<Group> sessions;
     for (ember::KvType kv : kv_types) {
       ember::SessionOptions so;
       so.n_threads = static_cast<uint32_t>(th);
       so.n_batch = n_batch;
       so.profile = profile;
       so.kv_type = kv;
-      sessions.push_back(check(P, ember::Session::create(model, so)));
+      sessions.emplace_back();
+      for (int64_t j = 0; j < ns; ++j) sessions.back().push_back(check(P, ember::Session::create(model, so)));
     }
     const uint32_t t32 = static_cast<uint32_t>(th);
     for (int64_t p : prompts) {
@@ -216,9 +232,10 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < rows.size(); ++i) {
       std::string runs;
       for (size_t j = 0; j < rows[i].runs.size(); ++j) runs += (j ? ", " : "") + std::to_string(rows[i].runs[j]);
-      std::printf("%s\n  {\"test\": \"%s\", \"kv\": \"%s\", \"threads\": %u, \"depth\": %lld, \"tok_s\": %.2f, \"cpu_tok_s\": %.2f, "
-                  "\"kv_mib\": %.2f, \"runs\": [%s]}",
-                  i ? "," : "", rows[i].test.c_str(), rows[i].kv.c_str(), rows[i].threads, static_cast<long long>(rows[i].depth),
+      std::printf("%s\n  {\"test\": \"%s\", \"kv\": \"%s\", \"threads\": %u, \"sessions\": %u, \"depth\": %lld, \"tok_s\": %.2f, "
+                  "\"cpu_tok_s\": %.2f, \"kv_mib\": %.2f, \"runs\": [%s]}",
+                  i ? "," : "", rows[i].test.c_str(), rows[i].kv.c_str(), rows[i].threads, rows[i].sessions,
+                  static_cast<long long>(rows[i].depth),
                   rows[i].tok_s, rows[i].cpu_tok_s, rows[i].kv_mib, runs.c_str());
     }
     std::printf("]}\n");
@@ -226,11 +243,15 @@ int main(int argc, char** argv) {
     std::printf("model: %s (%s, %s linear weights), n_layer %u, n_embd %u, n_ctx %u, n_vocab %u\n", args.str("model").c_str(),
                 human_bytes(model->file_size()).c_str(), linear_type.c_str(), c.n_layer, c.n_embd, c.n_ctx, c.n_vocab);
     std::printf("load: %.1f ms, peak RSS: %.1f MiB, repeats: %lld (median)\n\n", load_s * 1e3, rss, static_cast<long long>(repeats));
-    std::printf("| test         | kv   | threads |    tok/s | CPU tok/s | KV MiB |\n"
-                "|--------------|------|---------|----------|-----------|--------|\n");
-    for (const Row& r : rows)
-      std::printf("| %-12s | %-4s | %7u | %8.1f | %9.1f | %6.1f |\n", r.test.c_str(), r.kv.c_str(), r.threads, r.tok_s, r.cpu_tok_s,
-                  r.kv_mib);
+    const bool many = std::any_of(streams.begin(), streams.end(), [](int64_t n) { return n > 1; });  // else no column
+    std::printf("| test         | kv   | threads |%s    tok/s | CPU tok/s | KV MiB |\n"
+                "|--------------|------|---------|%s----------|-----------|--------|\n",
+                many ? " sessions |" : "", many ? "----------|" : "");
+    for (const Row& r : rows) {
+      std::printf("| %-12s | %-4s | %7u |", r.test.c_str(), r.kv.c_str(), r.threads);
+      if (many) std::printf(" %8u |", r.sessions);
+      std::printf(" %8.1f | %9.1f | %6.1f |\n", r.tok_s, r.cpu_tok_s, r.kv_mib);
+    }
     std::fputs(profiles.c_str(), stdout);
   }
   return 0;
