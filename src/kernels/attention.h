@@ -4,8 +4,8 @@
 //   ember::attention_f32(K, q, k, v, n, d, scores, out);                        // f32 cache
 //   ember::attention_q8(K, {q, q8, k, k_scale, v, v_scale, n, d, scores, out});  // int8 cache
 //
-// f32 cache: s[j] = dot(q, k[j]) / sqrt(d), p = softmax(s), out = sum_j p[j] v[j] (dot_f32, softmax_f32,
-// axpy_f32 per row).
+// f32 cache: s[j] = dot(q, k[j]) / sqrt(d), p = softmax(s), out = sum_j p[j] v[j] (scores_f32, softmax_f32,
+// wsum_rows_f32: one call each per query and head).
 //
 // int8 cache: every cached key and value row (d values of one layer, head and position) is stored as
 // symmetric int8 with one f32 scale, by quantize_rows_q8: row = scale * q, |q| <= 127. The query is
@@ -26,7 +26,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "kernels/kernels.h"
 
@@ -34,11 +33,9 @@ namespace ember {
 
 inline void attention_f32(const Kernels& K, const float* q, const float* k, const float* v, size_t n, size_t d,
                           float* scores, float* out) {
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  for (size_t j = 0; j < n; ++j) scores[j] = K.dot_f32(q, k + j * d, d) * scale;
+  K.scores_f32(q, k, n, d, 1.0f / std::sqrt(static_cast<float>(d)), scores);
   K.softmax_f32(scores, n);
-  std::memset(out, 0, d * sizeof(float));
-  for (size_t j = 0; j < n; ++j) K.axpy_f32(scores[j], v + j * d, out, d);
+  K.wsum_rows_f32(scores, v, n, d, out);
 }
 
 struct AttentionQ8Args {

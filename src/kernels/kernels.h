@@ -73,6 +73,17 @@ struct Kernels {
   // out (d floats) is overwritten and must not alias the inputs; n == 0 gives zeros. v is (n, d) row-major,
   // any int8 values; no alignment required.
   void (*wsum_rows_q8)(const float* p, const int8_t* v, const float* scale, size_t n, size_t d, float* out);
+
+  // The f32 KV cache's two halves of attention (kernels/attention.h), a head's n cached rows per call
+  // instead of one call per row:
+  // scores: s[j] = dot_f32(q, k[j], d) * scale for j = 0 .. n-1, each dot exactly this table's dot_f32
+  // (the same bits); k is (n, d) row-major.
+  void (*scores_f32)(const float* q, const float* k, size_t n, size_t d, float scale, float* s);
+  // f32-wsum: out[i] = sum_{j = 0 .. n-1} p[j] * v[j][i], per column one fused multiply-add per term from
+  // +0 in the order j = 0, 1, ...: every implementation returns the same bits (those of zeroing out and
+  // fma-accumulating row by row). out (d floats) is overwritten and must not alias the inputs; n == 0
+  // gives zeros; no alignment required.
+  void (*wsum_rows_f32)(const float* p, const float* v, size_t n, size_t d, float* out);
 };
 
 const Kernels& reference_kernels();

@@ -700,6 +700,45 @@ TEST_CASE("wsum_rows_q8: every table against float64 and the SIMD tables against
     }
 }
 
+TEST_CASE("scores_f32 and wsum_rows_f32 (the f32 cache's attention): the bits of their row-by-row definitions") {
+  // kernels.h: scores_f32 is this table's dot_f32 per row times the scale; wsum_rows_f32 is per column an
+  // fma chain from +0 over j = 0.. (written out below, independent of every table), so all tables agree
+  // bit for bit, and within the serial-summation bound (n + 1) u sum_j |p_j v_ji| of the exact sum.
+  std::mt19937 rng(53);
+  std::vector<const Kernels*> tables = ember::simd_kernels();
+  tables.push_back(&ref());
+  for (const Kernels* K : tables) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t d : attn_dims())
+      for (size_t n : {0, 1, 2, 3, 5, 8, 17, 64, 129}) {
+        CAPTURE(d);
+        CAPTURE(n);
+        const std::vector<float> q = randn(d, rng), k = randn(n * d, rng), v = randn(n * d, rng);
+        std::vector<float> p = randn(n, rng);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+        std::vector<float> s(n + 3, -7.0f);  // 3 guard floats: nothing is written past n
+        K->scores_f32(q.data(), k.data(), n, d, scale, s.data());
+        for (size_t j = 0; j < n; ++j) CHECK(same_bits(s[j], K->dot_f32(q.data(), k.data() + j * d, d) * scale));
+        for (size_t j = n; j < n + 3; ++j) CHECK(s[j] == -7.0f);
+        std::vector<float> got(d + 3, -7.0f);
+        K->wsum_rows_f32(p.data(), n ? v.data() : nullptr, n, d, got.data());
+        for (size_t i = 0; i < d; ++i) {
+          float want = 0.0f;
+          double exact = 0, mag = 0;
+          for (size_t j = 0; j < n; ++j) {
+            want = std::fma(p[j], v[j * d + i], want);
+            exact += static_cast<double>(p[j]) * v[j * d + i];
+            mag += std::fabs(static_cast<double>(p[j]) * v[j * d + i]);
+          }
+          CHECK(same_bits(got[i], want));
+          CHECK(std::fabs(got[i] - exact) <= (n + 1.0) * u * mag);
+        }
+        for (size_t i = d; i < d + 3; ++i) CHECK(got[i] == -7.0f);
+      }
+  }
+}
+
 TEST_CASE("attention_q8: q.k scores bit for bit, softmax and output within the stated bounds of the reference") {
   // attention_q8 = quantize_rows_q8 (bit-identical on every table) + gemm_q8_tile with batch 1 (exact integer
   // sums, same epilogue: bit-identical) + softmax_f32 + wsum_rows_q8 (bit-identical). So a SIMD table differs

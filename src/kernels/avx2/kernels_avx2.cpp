@@ -141,7 +141,8 @@ void softmax_avx2(float* x, size_t n) {
   }
 }
 
-float dot_avx2(const float* a, const float* b, size_t n) {
+// dot_avx2 before its final horizontal sum: (s0 + s1) + (s2 + s3) of the four partial sums.
+inline __m256 dot_partials(const float* a, const float* b, size_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -155,8 +156,10 @@ float dot_avx2(const float* a, const float* b, size_t n) {
     const __m256i m = tail_mask(n - i);
     s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
   }
-  return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  return _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
 }
+
+float dot_avx2(const float* a, const float* b, size_t n) { return hsum(dot_partials(a, b, n)); }
 
 void axpy_avx2(float a, const float* x, float* y, size_t n) {
   const __m256 va = _mm256_set1_ps(a);
@@ -261,12 +264,73 @@ void wsum_rows_q8_avx2(const float* p, const int8_t* v, const float* scale, size
   }
 }
 
+// Two rows' partials (a, b) -> per 128-bit half [w0, w2, w1, w3] of w = lo + hi, the first step of hsum.
+inline __m256 fold_pair(__m256 a, __m256 b) {
+  const __m256 w = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+  return _mm256_permute_ps(w, 0xD8);
+}
+
+// Eight rows at a time: their dot_partials, then the eight horizontal sums at once in exactly hsum's
+// order, lo + hi, then (w0 + w2) + (w1 + w3), so every score has dot_avx2's bits.
+void scores_f32_avx2(const float* q, const float* k, size_t n, size_t d, float scale, float* s) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const float* r = k + j * d;
+    const __m256 p01 = fold_pair(dot_partials(q, r, d), dot_partials(q, r + d, d));
+    const __m256 p23 = fold_pair(dot_partials(q, r + 2 * d, d), dot_partials(q, r + 3 * d, d));
+    const __m256 p45 = fold_pair(dot_partials(q, r + 4 * d, d), dot_partials(q, r + 5 * d, d));
+    const __m256 p67 = fold_pair(dot_partials(q, r + 6 * d, d), dot_partials(q, r + 7 * d, d));
+    // hadd: [r0, r2, r4, r6 | r1, r3, r5, r7] after two rounds; the permute puts rows in order.
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(p01, p23), _mm256_hadd_ps(p45, p67));
+    _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_permutevar8x32_ps(h, order), vs));
+  }
+  for (; j < n; ++j) s[j] = dot_avx2(q, k + j * d, d) * scale;
+}
+
+template <int A>
+inline void wsum_block_f32(const float* p, const float* v, size_t n, size_t d, size_t i, float* out) {
+  __m256 acc[A];
+  for (int a = 0; a < A; ++a) acc[a] = _mm256_setzero_ps();
+  const float* row = v + i;
+  for (size_t j = 0; j < n; ++j, row += d) {
+    const __m256 w = _mm256_set1_ps(p[j]);
+    for (int a = 0; a < A; ++a) acc[a] = _mm256_fmadd_ps(w, _mm256_loadu_ps(row + 8 * a), acc[a]);
+  }
+  for (int a = 0; a < A; ++a) _mm256_storeu_ps(out + i + 8 * a, acc[a]);
+}
+
+// f32-wsum-avx2: as wsum_rows_q8_avx2, the accumulators stay in registers over all rows (64, 32, then 8
+// columns per pass); the d % 8 tail through masked loads and a masked store.
+void wsum_rows_f32_avx2(const float* p, const float* v, size_t n, size_t d, float* out) {
+  if (n == 0) {  // v may be null
+    memset(out, 0, d * sizeof(float));
+    return;
+  }
+  size_t i = 0;
+  for (; i + 64 <= d; i += 64) wsum_block_f32<8>(p, v, n, d, i, out);
+  if (i + 32 <= d) {
+    wsum_block_f32<4>(p, v, n, d, i, out);
+    i += 32;
+  }
+  for (; i + 8 <= d; i += 8) wsum_block_f32<1>(p, v, n, d, i, out);
+  if (i < d) {
+    const __m256i m = tail_mask(d - i);
+    __m256 acc = _mm256_setzero_ps();
+    const float* row = v + i;
+    for (size_t j = 0; j < n; ++j, row += d) acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_maskload_ps(row, m), acc);
+    _mm256_maskstore_ps(out + i, m, acc);
+  }
+}
+
 }  // namespace
 
 const Kernels& avx2_kernels() {
   static const Kernels k = {"avx2",       layernorm_avx2, gelu_tanh_avx2,        gelu_erf_avx2, relu_avx2,
                             softmax_avx2, dot_avx2,       axpy_avx2,             add_avx2,      quantize_rows_q8_avx2,
-                            gemm_q8_avx2, gemm_q8_tile_avx2, wsum_rows_q8_avx2};
+                            gemm_q8_avx2, gemm_q8_tile_avx2, wsum_rows_q8_avx2,
+                            scores_f32_avx2, wsum_rows_f32_avx2};
   return k;
 }
 

@@ -289,12 +289,47 @@ void wsum_rows_q8_neon(const float* p, const int8_t* v, const float* scale, size
   }
 }
 
+void scores_f32_neon(const float* q, const float* k, size_t n, size_t d, float scale, float* s) {
+  for (size_t j = 0; j < n; ++j) s[j] = dot_neon(q, k + j * d, d) * scale;  // dot_neon inlined: no call per row
+}
+
+template <int A>
+inline void wsum_block_f32(const float* p, const float* v, size_t n, size_t d, size_t i, float* out) {
+  float32x4_t acc[A];
+  for (int a = 0; a < A; ++a) acc[a] = vdupq_n_f32(0.0f);
+  const float* row = v + i;
+  for (size_t j = 0; j < n; ++j, row += d) {
+    const float32x4_t w = vdupq_n_f32(p[j]);
+    for (int a = 0; a < A; ++a) acc[a] = vfmaq_f32(acc[a], w, vld1q_f32(row + 4 * a));
+  }
+  for (int a = 0; a < A; ++a) vst1q_f32(out + i + 4 * a, acc[a]);
+}
+
+// f32-wsum-neon: accumulators in registers over all rows (64, 16, then 4 columns per pass); the d % 4
+// tail with scalar fmaf, the same single rounding as the vector lanes.
+void wsum_rows_f32_neon(const float* p, const float* v, size_t n, size_t d, float* out) {
+  if (n == 0) {  // v may be null
+    memset(out, 0, d * sizeof(float));
+    return;
+  }
+  size_t i = 0;
+  for (; i + 64 <= d; i += 64) wsum_block_f32<16>(p, v, n, d, i, out);
+  for (; i + 16 <= d; i += 16) wsum_block_f32<4>(p, v, n, d, i, out);
+  for (; i + 4 <= d; i += 4) wsum_block_f32<1>(p, v, n, d, i, out);
+  for (; i < d; ++i) {
+    float acc = 0.0f;
+    for (size_t j = 0; j < n; ++j) acc = fmaf(p[j], v[j * d + i], acc);
+    out[i] = acc;
+  }
+}
+
 }  // namespace
 
 const Kernels& neon_kernels() {
   static const Kernels k = {"neon",       layernorm_neon, gelu_tanh_neon,        gelu_erf_neon, relu_neon,
                             softmax_neon, dot_neon,       axpy_neon,             add_neon,      quantize_rows_q8_neon,
-                            gemm_q8_neon, gemm_q8_tile_neon, wsum_rows_q8_neon};
+                            gemm_q8_neon, gemm_q8_tile_neon, wsum_rows_q8_neon,
+                            scores_f32_neon, wsum_rows_f32_neon};
   return k;
 }
 

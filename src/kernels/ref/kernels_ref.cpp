@@ -110,12 +110,23 @@ void wsum_rows_q8_ref(const float* p, const int8_t* v, const float* scale, size_
   }
 }
 
+void scores_f32_ref(const float* q, const float* k, size_t n, size_t d, float scale, float* s) {
+  for (size_t j = 0; j < n; ++j) s[j] = dot_ref(q, k + j * d, d) * scale;
+}
+
+void wsum_rows_f32_ref(const float* p, const float* v, size_t n, size_t d, float* out) {
+  for (size_t i = 0; i < d; ++i) out[i] = 0.0f;
+  for (size_t j = 0; j < n; ++j, v += d)
+    for (size_t i = 0; i < d; ++i) out[i] = std::fma(p[j], v[i], out[i]);
+}
+
 }  // namespace
 
 const Kernels& reference_kernels() {
   static const Kernels k = {"ref",       layernorm_ref, gelu_tanh_ref,        gelu_erf_ref, relu_ref,
                             softmax_ref, dot_ref,       axpy_ref,             add_ref,      quantize_rows_q8_ref,
-                            gemm_q8_ref, gemm_q8_tile_ref, wsum_rows_q8_ref};
+                            gemm_q8_ref, gemm_q8_tile_ref, wsum_rows_q8_ref,
+                            scores_f32_ref, wsum_rows_f32_ref};
   return k;
 }
 
