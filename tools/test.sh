@@ -9,7 +9,8 @@
 #                            3. sanitizers: clang 14 and its runtimes (install-deps.sh --fuzz), a build with
 #                               AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/ (every report
 #                               fatal), every native suite run there, then a fuzz smoke run: each libFuzzer
-#                               target of tests/fuzz for 5 s (tools/fuzz.sh; each target counts as a test)
+#                               target of tests/fuzz for 5 s (tools/fuzz.sh; each target counts as a test),
+#                               and ThreadSanitizer on test_threads' shared-model case in build-tsan/
 #   tools/test.sh --native   steps 1 and 3 (no ARM)
 #   tools/test.sh --no-asan  steps 1 and 2
 # Runs every step even when one fails; prints the time of each step, ends with one line
@@ -145,6 +146,27 @@ for t in json.load(sys.stdin):
       failed=$((failed + 1))
       echo "test: the fuzz smoke run did not report" >&2
     fi
+  fi
+  # ThreadSanitizer on sessions of one model in 4 threads (int8 ones compute without the model's lock),
+  # with one-thread pools: pthreadpool is not instrumented, so its workers would be false reports.
+  tsan_opts=(-Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized)
+  run_tsan() {
+    local stamp
+    stamp=$(echo "clang-14 ${tsan_opts[*]}" | sha256sum | cut -c1-16)
+    if [[ ! -f build-tsan/build.ninja || "$(cat build-tsan/.ember-tsan-stamp 2>/dev/null)" != "$stamp" ]]; then
+      rm -rf build-tsan
+      CC=clang-14 CXX=clang++-14 meson setup build-tsan "${tsan_opts[@]}" >/dev/null || return 1
+      echo "$stamp" > build-tsan/.ember-tsan-stamp
+    fi
+    ninja -C build-tsan tests/test_threads >/dev/null || return 1
+    EMBER_TEST_DATA=tests/data TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+      build-tsan/tests/test_threads -tc='*ThreadSanitizer*'
+  }
+  if step "ThreadSanitizer: sessions sharing a model (build-tsan/, test_threads)" run_tsan; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "test: the ThreadSanitizer run failed" >&2
   fi
 fi
 
