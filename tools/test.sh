@@ -106,15 +106,20 @@ if [[ $asan -eq 1 ]]; then
              -Dcpp_args=-fno-sanitize-recover=all -Dcpp_link_args=-fno-sanitize-recover=all)
   export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:check_initialization_order=1:strict_string_checks=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-  setup_asan() {
-    tools/install-deps.sh --fuzz || return 1
-    local stamp
-    stamp=$(echo "clang-14 ${asan_opts[*]}" | sha256sum | cut -c1-16)
-    if [[ ! -f build-asan/build.ninja || "$(cat build-asan/.ember-asan-stamp 2>/dev/null)" != "$stamp" ]]; then
-      rm -rf build-asan
-      CC=clang-14 CXX=clang++-14 meson setup build-asan "${asan_opts[@]}" || return 1
-      echo "$stamp" > build-asan/.ember-asan-stamp
+  # configure_clang DIR OPTION...: a clang 14 build in DIR with these meson options, set up anew only
+  # when DIR is missing or was configured with other options (a stamp of them in DIR).
+  configure_clang() {
+    local dir=$1 stamp
+    shift
+    stamp=$(echo "clang-14 $*" | sha256sum | cut -c1-16)
+    if [[ ! -f $dir/build.ninja || "$(cat "$dir/.ember-clang-stamp" 2>/dev/null)" != "$stamp" ]]; then
+      rm -rf "$dir"
+      CC=clang-14 CXX=clang++-14 meson setup "$dir" "$@" || return 1
+      echo "$stamp" > "$dir/.ember-clang-stamp"
     fi
+  }
+  setup_asan() {
+    tools/install-deps.sh --fuzz && configure_clang build-asan "${asan_opts[@]}" || return 1
     ninja -C build-asan -k 0  # builds all it can: the suites that did build still run below
   }
   step "ASan + UBSan build (build-asan/, clang 14)" setup_asan || {
@@ -151,13 +156,7 @@ for t in json.load(sys.stdin):
   # with one-thread pools: pthreadpool is not instrumented, so its workers would be false reports.
   tsan_opts=(-Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized)
   run_tsan() {
-    local stamp
-    stamp=$(echo "clang-14 ${tsan_opts[*]}" | sha256sum | cut -c1-16)
-    if [[ ! -f build-tsan/build.ninja || "$(cat build-tsan/.ember-tsan-stamp 2>/dev/null)" != "$stamp" ]]; then
-      rm -rf build-tsan
-      CC=clang-14 CXX=clang++-14 meson setup build-tsan "${tsan_opts[@]}" >/dev/null || return 1
-      echo "$stamp" > build-tsan/.ember-tsan-stamp
-    fi
+    configure_clang build-tsan "${tsan_opts[@]}" || return 1
     ninja -C build-tsan tests/test_threads >/dev/null || return 1
     EMBER_TEST_DATA=tests/data TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
       build-tsan/tests/test_threads -tc='*ThreadSanitizer*'
