@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
   args.option("block", "", "N", "context length (n_ctx) and training window", "64");
   args.option("norm", "", "pre|post", "LayerNorm placement: pre (GPT-2) or post (GPT-1)", "pre");
   args.option("act", "", "ACT", "activation: gelu (erf, nanoGPT), gelu_tanh (GPT-2) or relu", "gelu");
-  args.option("untied", "", "", "separate LM head instead of reusing the token embedding");
+  args.option("untied", "", "", "separate LM head instead of reusing the token embedding (better with a char vocabulary)");
   args.option("batch", "", "N", "sequences per micro-batch", "12");
   args.option("accum", "", "N", "micro-batches per iteration (gradient accumulation)", "1");
   args.option("iters", "", "N", "optimizer steps in total", "2000");
