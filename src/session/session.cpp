@@ -72,10 +72,10 @@ struct Session::Impl {
     Impl* s;
     size_t layer, B;
   };
-  static void attention_one(AttentionTask* task, size_t t, size_t h);
+  static void attention_one(AttentionTask* task, size_t h, size_t t);
 };
 
-void Session::Impl::attention_one(AttentionTask* task, size_t t, size_t h) {
+void Session::Impl::attention_one(AttentionTask* task, size_t h, size_t t) {
   Impl& s = *task->s;
   const size_t D = s.D, C = s.C, T = s.T;
   const size_t n = s.n_past + t + 1;  // this query sees positions 0..n_past+t
@@ -116,8 +116,10 @@ void Session::Impl::attention(size_t layer, size_t B) {
         std::memcpy(&v_cache[row * D], v, D * sizeof(float));
       }
     }
+  // Head-major order: a thread takes consecutive queries of one head, so that head's cached keys and
+  // values (2 n_ctx d floats) stay in its L2 between queries instead of every head's passing through.
   AttentionTask task{this, layer, B};
-  pthreadpool_parallelize_2d(pool->get(), reinterpret_cast<pthreadpool_task_2d_t>(attention_one), &task, B, H, 0);
+  pthreadpool_parallelize_2d(pool->get(), reinterpret_cast<pthreadpool_task_2d_t>(attention_one), &task, H, B, 0);
 }
 
 Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, const LogitsCallback* each,
