@@ -46,6 +46,11 @@ enum class KvType { kF32, kInt8 };
 const char* kv_type_name(KvType t);                         // "f32", "int8"
 Result<KvType> kv_type_from_name(const std::string& name);  // inverse; kInvalidArgument otherwise
 
+// The kernel table sessions of this process run: "avxvnni" or "avx2" on x86-64, "neondot" or "neon" on
+// AArch64, "ref" otherwise; the environment variable EMBER_KERNELS pins "ref" or another table the CPU
+// runs (read once). For benchmarks and bug reports.
+const char* kernel_table_name();
+
 struct SessionOptions {
   uint32_t n_threads = 1;  // >= 1
   uint32_t n_batch = 64;   // tokens per forward micro-batch in prefill (scratch is sized for this)

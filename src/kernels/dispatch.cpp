@@ -10,6 +10,9 @@ namespace ember {
 const Kernels& choose_kernels(const char* request) {
   if (request != nullptr && std::strcmp(request, "ref") == 0) return reference_kernels();
   const std::vector<const Kernels*> simd = simd_kernels();
+  if (request != nullptr)
+    for (const Kernels* k : simd)
+      if (std::strcmp(request, k->name) == 0) return *k;
   return simd.empty() ? reference_kernels() : *simd.front();
 }
 

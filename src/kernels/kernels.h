@@ -2,13 +2,14 @@
 // Every entry has a plain scalar reference (kernels/ref) that is the test oracle and the fallback;
 // ISA versions (kernels/avx2, kernels/neon) are drop-ins tested against it.
 //
-//   const ember::Kernels& K = ember::kernels();   // "avx2" on AVX2+FMA x86-64, "neondot"/"neon" on AArch64, else "ref"
+//   const ember::Kernels& K = ember::kernels();   // "avxvnni"/"avx2" on x86-64, "neondot"/"neon" on AArch64, else "ref"
 //   K.quantize_rows_q8(x, batch, in, xq, xs);             // x (batch, in) f32 -> xq int8, xs (batch)
 //   ember::gemm_q8_parallel(pool, K, {xq, xs, w, ws, bias, y, batch, in, out});  // kernels/gemm_q8.h
 //   ember::attention_q8(K, {q, qq, k, ks, v, vs, n, d, scores, out});           // kernels/attention.h
 //
 // Choice: kernels() returns the best table compiled into this build that the CPU runs, unless the
-// environment variable EMBER_KERNELS=ref forces the reference (read once, at the first call). A build
+// environment variable EMBER_KERNELS names another: "ref" the reference, or a SIMD table this CPU runs
+// ("avx2" on an AVX-VNNI CPU, to compare; read once, at the first call). A build
 // configured with `-Dkernels=ref` (or for a CPU family without SIMD kernels yet) has only the reference.
 // Thread safety: the tables are immutable; every kernel is reentrant and writes only its outputs.
 #pragma once
@@ -38,7 +39,7 @@ struct GemmQ8Args {
 };
 
 struct Kernels {
-  const char* name;  // "ref", "avx2", "neon", "neondot"
+  const char* name;  // "ref", "avx2", "avxvnni", "neon", "neondot"
   // y = (x - mean) / sqrt(var + eps) * g + b over n elements (population variance).
   void (*layernorm_f32)(const float* x, const float* g, const float* b, float* y, size_t n, float eps);
   // In place, n elements.
@@ -89,8 +90,9 @@ struct Kernels {
 const Kernels& reference_kernels();
 // The best table for this CPU, chosen once (thread-safe static initialisation); honours EMBER_KERNELS.
 const Kernels& kernels();
-// What kernels() would choose for an EMBER_KERNELS value: "ref" gives the reference; nullptr, "" or
-// "auto" give the best table; any other value is ignored (best table). For tests and tools.
+// What kernels() would choose for an EMBER_KERNELS value: "ref" gives the reference; the name of a table
+// in simd_kernels() gives that table; nullptr, "", "auto" and any other value give the best table. For
+// tests and tools.
 const Kernels& choose_kernels(const char* request);
 // Every SIMD table compiled into this build that this CPU runs, best first (the reference is not
 // listed). Empty for `-Dkernels=ref` builds, CPU families without SIMD kernels, or CPUs lacking the ISA.

@@ -355,6 +355,8 @@ KvType Session::kv_type() const { return impl_->kv_type; }
 
 const char* kv_type_name(KvType t) { return t == KvType::kInt8 ? "int8" : "f32"; }
 
+const char* kernel_table_name() { return kernels().name; }
+
 Result<KvType> kv_type_from_name(const std::string& name) {
   if (name == "f32") return KvType::kF32;
   if (name == "int8") return KvType::kInt8;

@@ -121,7 +121,8 @@ const KernelSet kScalar = {{nullptr, kernel_scalar<1>, kernel_scalar<2>, kernel_
 const KernelSet kAvx2 = {{nullptr, kernel_avx2<1>, kernel_avx2<2>, kernel_avx2<3>, kernel_avx2<4>, kernel_avx2<5>,
                           kernel_avx2<6>}};
 const KernelSet* const kFast = &kAvx2;
-bool detect_avx2() { return std::strcmp(kernels().name, "avx2") == 0; }
+// Both x86 tables imply AVX2 + FMA (avxvnni is avx2 with another int8 GEMM).
+bool detect_avx2() { return std::strcmp(kernels().name, "avx2") == 0 || std::strcmp(kernels().name, "avxvnni") == 0; }
 #else  // other ISAs run the portable micro-kernel until the GEMM moves into the kernel tables
 const KernelSet* const kFast = &kScalar;
 bool detect_avx2() { return false; }

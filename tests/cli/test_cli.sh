@@ -165,6 +165,7 @@ cmp -s "$T/out" "$D/default_model_seed1.json" && ok || bad "default model seeded
 
 expect_ok "bench" "$B/ember-bench" -m "$T/nano8.ember" -p 8,$((2 * NCTX)) -n 8 -t 1 -r 1 --json
 grep -q '"test": "pp8"' "$T/out" && grep -q '"test": "tg8"' "$T/out" && ok || bad "bench json lacks results: $(cat "$T/out")"
+grep -Eq '"kernels": "(avxvnni|avx2|neondot|neon|ref)"' "$T/out" && ok || bad "bench json does not name the kernel table: $(head -c 300 "$T/out")"
 grep -q "skipping pp$((2 * NCTX))" "$T/err" && ok || bad "bench does not skip prompts longer than n_ctx"
 expect_ok "bench 2 sessions" "$B/ember-bench" -m "$T/nano8.ember" -p 8 -n 8 -t 1 -s 1,2 -r 1 --json
 grep -q '"sessions": 2' "$T/out" && grep -q '"sessions": 1' "$T/out" && ok || bad "bench json lacks the 2-session rows: $(cat "$T/out")"

@@ -1,5 +1,5 @@
-// Kernel tier of the tests: every SIMD table this CPU runs (simd_kernels(): "avx2" on x86-64 with
-// AVX2+FMA; "neondot" when the CPU has the dot product, and "neon", on AArch64) against the scalar
+// Kernel tier of the tests: every SIMD table this CPU runs (simd_kernels(): "avxvnni" when the CPU has
+// AVX-VNNI, and "avx2", on x86-64 with AVX2+FMA; "neondot" when the CPU has the dot product, and "neon", on AArch64) against the scalar
 // reference on random shapes with odd tails, with the tolerances stated at each check (u = 2^-24, the
 // float unit roundoff); the int8 GEMM against the reference exactly and against the float matmul within
 // the quantization bound derived below; every SIMD table against digests of the AVX2 results (the same
@@ -26,7 +26,9 @@
 #include "kernels/attention.h"
 #include "kernels/gemm_q8.h"
 #include "kernels/kernels.h"
-#if defined(__aarch64__)
+#if defined(__x86_64__)
+#include "kernels/avx2/kernels_avx2.h"
+#elif defined(__aarch64__)
 #include "kernels/neon/kernels_neon.h"
 #endif
 
@@ -78,7 +80,7 @@ std::string build_kernels_option() {
 
 }  // namespace
 
-TEST_CASE("dispatch: one table, chosen once; EMBER_KERNELS=ref forces the reference") {
+TEST_CASE("dispatch: one table, chosen once; EMBER_KERNELS=ref forces the reference, a table name that table") {
   const std::vector<const Kernels*> simd = ember::simd_kernels();
   CHECK(std::string(ember::choose_kernels("ref").name) == "ref");
   const Kernels& best = simd.empty() ? ref() : *simd.front();
@@ -87,17 +89,26 @@ TEST_CASE("dispatch: one table, chosen once; EMBER_KERNELS=ref forces the refere
   CHECK(&ember::choose_kernels("auto") == &best);
   const char* env = std::getenv("EMBER_KERNELS");
   const bool forced_ref = env && std::string(env) == "ref";
-  CHECK(&ember::kernels() == (forced_ref ? &ref() : &best));
-  for (const Kernels* k : simd) CHECK(std::string(k->name) != "ref");
+  const Kernels* named = nullptr;  // EMBER_KERNELS naming a SIMD table of this CPU
+  for (const Kernels* k : simd)
+    if (env && std::string(env) == k->name) named = k;
+  CHECK(&ember::kernels() == (forced_ref ? &ref() : named ? named : &best));
+  for (const Kernels* k : simd) {
+    CHECK(std::string(k->name) != "ref");
+    CHECK(&ember::choose_kernels(k->name) == k);  // a table by name, to compare (EMBER_KERNELS=avx2)
+  }
+  CHECK(&ember::choose_kernels("no-such-table") == &best);
   MESSAGE("kernels() = " << std::string(ember::kernels().name) << ", simd tables on this CPU: " << simd.size());
 }
 
-TEST_CASE("dispatch: the best SIMD table of this CPU runs (avx2 on x86-64, neon / neondot on AArch64) unless pinned to ref") {
+TEST_CASE("dispatch: the best SIMD table of this CPU runs (avxvnni / avx2 on x86-64, neon / neondot on AArch64) unless pinned to ref") {
   REQUIRE(cpuinfo_initialize());
 #if defined(__x86_64__)
+  // The AVX-VNNI table comes first when the CPU and the build have it (src/meson.build).
   const bool cpu_simd = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
-  const std::vector<std::string> want_tables = {"avx2"};
-  const char* const cpu_desc = "avx2+fma+f16c";
+  const bool vnni = cpu_simd && ember::cpu_has_avxvnni() && ember::avxvnni_kernels() != nullptr;
+  const std::vector<std::string> want_tables = vnni ? std::vector<std::string>{"avxvnni", "avx2"} : std::vector<std::string>{"avx2"};
+  const char* const cpu_desc = cpu_simd && ember::cpu_has_avxvnni() ? (vnni ? "avx2+fma+f16c+avxvnni" : "avx2+fma+f16c+avxvnni, not in this build") : "avx2+fma+f16c";
 #elif defined(__aarch64__)
   // NEON is part of every AArch64 CPU; the dot product table comes first when the CPU has it and the
   // build has it (not for a CPU layer naming a CPU without it, src/meson.build).
@@ -128,7 +139,9 @@ TEST_CASE("dispatch: the best SIMD table of this CPU runs (avx2 on x86-64, neon 
   std::vector<std::string> names;
   for (const Kernels* k : ember::simd_kernels()) names.push_back(k->name);
   CHECK(names == want_tables);
-  REQUIRE(std::string(ember::kernels().name) == want_tables.front());
+  // The best table, unless EMBER_KERNELS names another one of them.
+  const bool named = std::find(names.begin(), names.end(), std::string(env ? env : "")) != names.end();
+  REQUIRE(std::string(ember::kernels().name) == (named ? std::string(env) : want_tables.front()));
   // The pointers themselves, not only the label, are not the reference's.
   for (const Kernels* K : ember::simd_kernels()) {
     CAPTURE(std::string(K->name));

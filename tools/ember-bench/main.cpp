@@ -226,9 +226,10 @@ int main(int argc, char** argv) {
   for (const auto& t : model->tensors())
     if (t.name == "h.0.attn.c_attn.weight") linear_type = ember::dtype_name(t.dtype);
   if (args.has("json")) {
-    std::printf("{\"model\": %s, \"file_bytes\": %llu, \"weights\": \"%s\", \"load_ms\": %.2f, \"peak_rss_mib\": %.1f, \"results\": [",
+    std::printf("{\"model\": %s, \"file_bytes\": %llu, \"weights\": \"%s\", \"kernels\": \"%s\", \"load_ms\": %.2f, "
+                "\"peak_rss_mib\": %.1f, \"results\": [",
                 json_escape(args.str("model")).c_str(), static_cast<unsigned long long>(model->file_size()), linear_type.c_str(),
-                load_s * 1e3, rss);
+                ember::kernel_table_name(), load_s * 1e3, rss);
     for (size_t i = 0; i < rows.size(); ++i) {
       std::string runs;
       for (size_t j = 0; j < rows[i].runs.size(); ++j) runs += (j ? ", " : "") + std::to_string(rows[i].runs[j]);
@@ -242,7 +243,8 @@ int main(int argc, char** argv) {
   } else {
     std::printf("model: %s (%s, %s linear weights), n_layer %u, n_embd %u, n_ctx %u, n_vocab %u\n", args.str("model").c_str(),
                 human_bytes(model->file_size()).c_str(), linear_type.c_str(), c.n_layer, c.n_embd, c.n_ctx, c.n_vocab);
-    std::printf("load: %.1f ms, peak RSS: %.1f MiB, repeats: %lld (median)\n\n", load_s * 1e3, rss, static_cast<long long>(repeats));
+    std::printf("kernels: %s, load: %.1f ms, peak RSS: %.1f MiB, repeats: %lld (median)\n\n", ember::kernel_table_name(),
+                load_s * 1e3, rss, static_cast<long long>(repeats));
     const bool many = std::any_of(streams.begin(), streams.end(), [](int64_t n) { return n > 1; });  // else no column
     std::printf("| test         | kv   | threads |%s    tok/s | CPU tok/s | KV MiB |\n"
                 "|--------------|------|---------|%s----------|-----------|--------|\n",

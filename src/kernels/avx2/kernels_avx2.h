@@ -13,6 +13,12 @@
 namespace ember {
 
 const Kernels& avx2_kernels();
+// The "avxvnni" table (gemm_q8_avxvnni.cpp): avx2 with the int8 GEMM on vpdpbusd; nullptr when the
+// compiler could not build it. Call only on a CPU with AVX-VNNI (cpu_has_avxvnni()).
+const Kernels* avxvnni_kernels();
+// CPUID leaf 7, sub-leaf 1, EAX bit 4 (cpuinfo of Debian 12 predates the flag); the OS's YMM state
+// support is cpuinfo's AVX2 check, which the caller makes first. In select_x86.cpp (baseline flags).
+bool cpu_has_avxvnni();
 
 // Entry points of gemm_q8_avx2.cpp (the table is in kernels_avx2.cpp).
 void quantize_rows_q8_avx2(const float* x, size_t rows, size_t n, int8_t* q, float* scale);
