@@ -473,31 +473,40 @@ TEST_CASE("simd gemm_q8: tiles write exactly their part; larger batches and GPT-
   }
 }
 
-TEST_CASE("gemm_q8 at the int16 saturation edge: all products +-127 * +-127") {
+TEST_CASE("gemm_q8 at the int16 saturation edge: all products +-127 * +-127, and the longest rows") {
   // vpmaddubsw pairs reach 2 * 127 * 127 = 32258 <= 32767 and never saturate; check against int64 sums.
+  // 5 tokens: avxvnni takes its offset form (x + 128, from 4 tokens) as well as the sign trick (below 4,
+  // the 3-token case). At in = 133144, the longest row Kernels::gemm_q8 allows, 127 * 127 * in is just
+  // below 2^31 while the offset form's sums of (x + 128) * w pass it: they wrap and must still come out
+  // exact.
   std::mt19937 rng(33);
-  const size_t batch = 3, in = 3072 + 17, out = 6;
-  std::vector<int8_t> xq(batch * in), w(out * in);
-  std::bernoulli_distribution coin(0.5);
-  for (size_t t = 0; t < batch; ++t)
-    for (size_t i = 0; i < in; ++i) xq[t * in + i] = t == 0 ? 127 : (t == 1 ? -127 : (coin(rng) ? 127 : -127));
-  for (size_t o = 0; o < out; ++o)
-    for (size_t i = 0; i < in; ++i) w[o * in + i] = o == 0 ? 127 : (o == 1 ? -127 : (coin(rng) ? 127 : -127));
-  const std::vector<float> xs(batch, 1.0f), ws(out, 1.0f);
-  std::vector<const Kernels*> tables = ember::simd_kernels();
-  tables.push_back(&ref());
-  for (const Kernels* K : tables) {
-    const std::string kname = K->name;
-    CAPTURE(kname);
-    std::vector<float> y(batch * out);
-    K->gemm_q8(xq.data(), xs.data(), batch, w.data(), ws.data(), nullptr, y.data(), in, out);
-    for (size_t t = 0; t < batch; ++t)
-      for (size_t o = 0; o < out; ++o) {
-        int64_t s = 0;
-        for (size_t i = 0; i < in; ++i) s += int64_t{xq[t * in + i]} * w[o * in + i];
-        CHECK(y[t * out + o] == static_cast<float>(s));
+  for (const size_t batch : {size_t{3}, size_t{5}})
+    for (const size_t in : {size_t{3072 + 17}, size_t{133144}}) {
+      CAPTURE(batch);
+      CAPTURE(in);
+      const size_t out = 6;
+      std::vector<int8_t> xq(batch * in), w(out * in);
+      std::bernoulli_distribution coin(0.5);
+      for (size_t t = 0; t < batch; ++t)
+        for (size_t i = 0; i < in; ++i) xq[t * in + i] = t == 0 ? 127 : (t == 1 ? -127 : (coin(rng) ? 127 : -127));
+      for (size_t o = 0; o < out; ++o)
+        for (size_t i = 0; i < in; ++i) w[o * in + i] = o == 0 ? 127 : (o == 1 ? -127 : (coin(rng) ? 127 : -127));
+      const std::vector<float> xs(batch, 1.0f), ws(out, 1.0f);
+      std::vector<const Kernels*> tables = ember::simd_kernels();
+      tables.push_back(&ref());
+      for (const Kernels* K : tables) {
+        const std::string kname = K->name;
+        CAPTURE(kname);
+        std::vector<float> y(batch * out);
+        K->gemm_q8(xq.data(), xs.data(), batch, w.data(), ws.data(), nullptr, y.data(), in, out);
+        for (size_t t = 0; t < batch; ++t)
+          for (size_t o = 0; o < out; ++o) {
+            int64_t s = 0;
+            for (size_t i = 0; i < in; ++i) s += int64_t{xq[t * in + i]} * w[o * in + i];
+            CHECK(y[t * out + o] == static_cast<float>(s));
+          }
       }
-  }
+    }
 }
 
 TEST_CASE("gemm_q8 against the float matmul: within the derived quantization bound") {

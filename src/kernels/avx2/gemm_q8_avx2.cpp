@@ -11,11 +11,14 @@
 namespace ember {
 namespace {
 
-// 32 products into 8 int32 lanes: int16 pair sums (never saturating, see the header), widened by
-// multiplying with ones.
+// The sign trick: int16 pair sums (never saturating, see the header), widened by multiplying with ones.
 struct Maddubs {
-  static __m256i add(__m256i acc, __m256i ax, __m256i sw) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), _mm256_set1_epi16(1)));
+  static constexpr bool kOffsetX = false;
+  static constexpr int kTileT = 2;
+  static __m256i xop(__m256i x) { return _mm256_abs_epi8(x); }
+  static __m256i add(__m256i acc, __m256i ax, __m256i x, __m256i w) {
+    const __m256i p16 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w, x));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
   }
 };
 

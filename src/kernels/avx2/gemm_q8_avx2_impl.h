@@ -1,15 +1,18 @@
-// The int8 GEMM tile of the x86 tables (qs8-gemm-4x2: 4 weight rows x 2 tokens per register tile,
-// weights read in place), shared by gemm_q8_avx2.cpp and gemm_q8_avxvnni.cpp, which differ only in how
-// 32 products |x| * sign(w, x) are added into 8 int32 lanes (the Dot policy):
-//   avx2:    vpmaddubsw (u8 x s8 -> int16 pair sums), vpmaddwd with ones (-> int32), vpaddd
-//   avxvnni: vpdpbusd (u8 x s8, four products added into each int32 lane directly)
-// The sign trick (the Q8_0 idea of llama.cpp's ggml_vec_dot_q8_0_q8_0, written for this layout):
-// the instructions multiply unsigned by signed bytes, so the sign of x moves onto w:
-//   |x_i| * (w_i * sgn x_i) = x_i w_i.
+// The int8 GEMM tile of the x86 tables (qs8-gemm-4xT: 4 weight rows x Dot::kTileT tokens per register
+// tile, weights read in place), shared by gemm_q8_avx2.cpp and gemm_q8_avxvnni.cpp. The instructions multiply
+// unsigned by signed bytes, so the Dot policy first turns each activation vector x into an unsigned
+// operand xop(x) and then adds 32 products into 8 int32 lanes with add(acc, xop(x), x, w):
+//   avx2 (sign trick):   xop = |x|, add = vpmaddwd(vpmaddubsw(|x|, sign(w, x)), 1) + acc
+//   avxvnni (offset):    xop = x + 128 (x ^ 0x80), add = vpdpbusd(acc, x + 128, w), and the tile then
+//                        subtracts 128 * sum_i w[r][i] (kOffsetX: computed once per 4 rows, for all tokens)
+//   avxvnni, few tokens: the sign trick on vpdpbusd (no row-sum pass over the weights)
+// The sign trick is the Q8_0 idea of llama.cpp's ggml_vec_dot_q8_0_q8_0: |x_i| * (w_i * sgn x_i) = x_i w_i.
 // vpmaddubsw saturates its int16 pair sums, which never happens here: |x|, |w| <= 127, so a pair sum is
 // at most 2 * 127 * 127 = 32258 < 32767 (vpdpbusd has no int16 stage). That bound, and sign()'s
 // negation, need values in [-127, 127] (-(-128) wraps to -128); quantize_rows_q8 never produces -128 and
-// weights must not contain it. The int32 sums are exact, so both tables return the reference's bits.
+// weights must not contain it. The sums are exact int32 (the offset form's intermediate sums may wrap
+// for very long rows, but its result, the true sum, fits int32 as Kernels::gemm_q8 requires, and wrapping
+// arithmetic then returns it exactly), so every variant returns the reference's bits.
 // Include it from those two files only: everything here has internal linkage, so the AVX-VNNI
 // instantiations stay inside their library (the rule of kernels_avx2.h).
 #pragma once
@@ -24,30 +27,31 @@
 namespace ember {
 namespace {
 
-// Output-channel rows x tokens per register tile: 8 int32 accumulators + 4 x registers + w + temps
-// fit the 16 ymm registers. Each loaded w vector feeds kTileT tokens, each x vector kTileR rows.
+// Output-channel rows x tokens (Dot::kTileT) per register tile, within the 16 ymm registers: the sign
+// trick keeps x and xop(x) per token, so 4 x 2 (8 accumulators + 4 + w + temps); the offset form only
+// xop(x), so 4 x 3 (12 accumulators + 3 + w). Each loaded w vector feeds kTileT tokens, each x vector
+// kTileR rows.
 constexpr int kTileR = 4;
-constexpr int kTileT = 2;
 
-// acc[t][r] += 32 products of x[t][k..k+32) and w[r][k..k+32). With PF, also prefetch the same columns
-// of the next R rows (the next tile's, R * in bytes ahead in each row stream). Batch-1 decode streams the
-// weights from DRAM; on the development machine (Sapphire Rapids VM) this took one thread from ~9.4 to
-// ~12.5 GB/s, the rate of a plain loop of 32-byte loads. Prefetches never fault, so running past the last
-// row is harmless.
+// acc[t][r] += 32 products of x[t][k..k+32) and w[r][k..k+32): Dot::add(acc, Dot::xop(x), x, w), with
+// xop computed once per token and step. With PF, also prefetch the same columns of the next R rows (the
+// next tile's, R * in bytes ahead in each row stream). Batch-1 decode streams the weights from DRAM; on
+// the development machine (Sapphire Rapids VM) this took one thread from ~9.4 to ~12.5 GB/s, the rate
+// of a plain loop of 32-byte loads. Prefetches never fault, so running past the last row is harmless.
 template <class Dot, int R, int T, bool PF>
 inline void step32(__m256i (&acc)[T][R], const int8_t* const (&wp)[R], const int8_t* const (&xp)[T], size_t k,
                    size_t in) {
   if (PF)
     for (int r = 0; r < R; ++r)
       _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(wp[r]) + R * in + k), _MM_HINT_T0);
-  __m256i xv[T], ax[T];
+  __m256i xv[T], xo[T];
   for (int t = 0; t < T; ++t) {
     xv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp[t] + k));
-    ax[t] = _mm256_abs_epi8(xv[t]);
+    xo[t] = Dot::xop(xv[t]);
   }
   for (int r = 0; r < R; ++r) {
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[r] + k));
-    for (int t = 0; t < T; ++t) acc[t][r] = Dot::add(acc[t][r], ax[t], _mm256_sign_epi8(wv, xv[t]));
+    for (int t = 0; t < T; ++t) acc[t][r] = Dot::add(acc[t][r], xo[t], xv[t], wv);
   }
 }
 
@@ -63,8 +67,9 @@ inline __m128i hsum4(const __m256i (&a)[R]) {
 
 // y[t][o + r] for r < R, t < T: the full dot products over `in`, then the epilogue
 // fma(xs[t] * ws[o], float(acc), bias[o]) exactly as the reference evaluates it.
+// corr (lanes 0..R) is subtracted from the sums: Dot::kOffsetX's 128 * sum_i w[r][i], else 0.
 template <class Dot, int R, int T, bool PF>
-inline void tile(const GemmQ8Args& a, size_t t, size_t o) {
+inline void tile(const GemmQ8Args& a, size_t t, size_t o, __m128i corr) {
   const size_t in = a.in;
   const int8_t* wp[R];
   const int8_t* xp[T];
@@ -77,7 +82,7 @@ inline void tile(const GemmQ8Args& a, size_t t, size_t o) {
   for (; k + 32 <= in; k += 32) step32<Dot, R, T, PF>(acc, wp, xp, k, in);
   if (k < in) {
     // Tail of fewer than 32 columns through zero-padded copies (reading past a row could leave the
-    // mapping on the last one). Padding contributes sign(w, 0) = 0.
+    // mapping on the last one). Padding contributes nothing: its weights are 0.
     const size_t rem = in - k;
     alignas(32) int8_t wb[R][32];
     alignas(32) int8_t xb[T][32];
@@ -96,7 +101,7 @@ inline void tile(const GemmQ8Args& a, size_t t, size_t o) {
     step32<Dot, R, T, false>(acc, wq, xq, 0, 0);
   }
   for (int i = 0; i < T; ++i) {
-    const __m128i s = hsum4<R>(acc[i]);
+    const __m128i s = _mm_sub_epi32(hsum4<R>(acc[i]), corr);
     float* y = a.y + (t + i) * a.out + o;
     if (R == 4) {
       const __m128 d = _mm_mul_ps(_mm_set1_ps(a.xs[t + i]), _mm_loadu_ps(a.ws + o));
@@ -111,20 +116,45 @@ inline void tile(const GemmQ8Args& a, size_t t, size_t o) {
   }
 }
 
+// 128 * sum_i w[r][i] for r < R in lanes 0..R (the rest 0), with Dot's own instruction: a sum of the
+// products of 1 and w (Dot::xop of the int8 value -127 is the byte 1). Exact in modular int32
+// arithmetic, like the sums it corrects.
+template <class Dot, int R>
+inline __m128i offset_correction(const int8_t* const (&wp)[R], size_t in) {
+  if constexpr (!Dot::kOffsetX) return _mm_setzero_si128();
+  const __m256i one = Dot::xop(_mm256_set1_epi8(-127));
+  __m256i acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+  size_t k = 0;
+  for (; k + 32 <= in; k += 32)
+    for (int r = 0; r < R; ++r)
+      acc[r] = Dot::add(acc[r], one, one, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[r] + k)));
+  if (k < in)
+    for (int r = 0; r < R; ++r) {
+      alignas(32) int8_t wb[32] = {0};
+      memcpy(wb, wp[r] + k, in - k);
+      acc[r] = Dot::add(acc[r], one, one, _mm256_load_si256(reinterpret_cast<const __m256i*>(wb)));
+    }
+  return _mm_slli_epi32(hsum4<R>(acc), 7);
+}
+
 // Rows [o, o + R) for tokens [t0, t1): the first token tile brings the rows into L1 (and prefetches the
 // next ones), the others reuse them.
 template <class Dot, int R>
 inline void rows(const GemmQ8Args& a, size_t t0, size_t t1, size_t o) {
+  const int8_t* wp[R];
+  for (int r = 0; r < R; ++r) wp[r] = a.w + (o + r) * a.in;
+  const __m128i corr = offset_correction<Dot, R>(wp, a.in);
   size_t t = t0;
-  if (t + kTileT <= t1) {
-    tile<Dot, R, kTileT, true>(a, t, o);
-    t += kTileT;
+  if (t + Dot::kTileT <= t1) {
+    tile<Dot, R, Dot::kTileT, true>(a, t, o, corr);
+    t += Dot::kTileT;
   } else if (t < t1) {
-    tile<Dot, R, 1, true>(a, t, o);
+    tile<Dot, R, 1, true>(a, t, o, corr);
     ++t;
   }
-  for (; t + kTileT <= t1; t += kTileT) tile<Dot, R, kTileT, false>(a, t, o);
-  for (; t < t1; ++t) tile<Dot, R, 1, false>(a, t, o);
+  for (; t + Dot::kTileT <= t1; t += Dot::kTileT) tile<Dot, R, Dot::kTileT, false>(a, t, o, corr);
+  for (; t < t1; ++t) tile<Dot, R, 1, false>(a, t, o, corr);
 }
 
 // The tile tokens [t0, t1) x output channels [o0, o1) (Kernels::gemm_q8_tile).
