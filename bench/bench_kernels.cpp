@@ -263,6 +263,14 @@ int main(int argc, char** argv) {
       {"dot", 64, [&sink](const ember::Kernels& k, auto& a, auto& b, auto&) { sink = sink + k.dot_f32(a.data(), b.data(), a.size()); }},
       {"axpy", 64, [](const ember::Kernels& k, auto& a, auto& b, auto&) { k.axpy_f32(1e-3f, a.data(), b.data(), a.size()); }},
       {"add", 768, [](const ember::Kernels& k, auto& a, auto& b, auto&) { k.add_f32(a.data(), b.data(), a.size()); }},
+      // One query and head of GPT-2 small's f32-cache attention over 256 cached rows (n: floats of k / v).
+      {"scores_f32 (256 rows, d 64)", 256 * 64, [](const ember::Kernels& k, auto& a, auto& b, auto& c) {
+         k.scores_f32(a.data(), b.data(), 256, 64, 0.125f, c.data());
+       }},
+      {"wsum_rows_f32 (256 rows, d 64)", 256 * 64, [](const ember::Kernels& k, auto& a, auto& b, auto& c) {
+         std::fill(c.begin(), c.begin() + 64, 0.0f);  // it accumulates
+         k.wsum_rows_f32(a.data(), b.data(), 256, 64, c.data());
+       }},
       {"quantize_rows_q8", 768, [](const ember::Kernels& k, auto& a, auto& b, auto&) {
          static std::vector<int8_t> q(768);
          k.quantize_rows_q8(a.data(), 1, a.size(), q.data(), b.data());

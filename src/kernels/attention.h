@@ -2,10 +2,11 @@
 // from the kernel table (so it runs the table's ISA and is tested through it):
 //
 //   ember::attention_f32(K, q, k, v, n, d, scores, out);                        // f32 cache
+//   ember::attention_f32_queries(K, {q, ldq, k, v, n0, nq, d, s, lds, out, ldo, chunk});  // nq queries at once
 //   ember::attention_q8(K, {q, q8, k, k_scale, v, v_scale, n, d, scores, out});  // int8 cache
 //
 // f32 cache: s[j] = dot(q, k[j]) / sqrt(d), p = softmax(s), out = sum_j p[j] v[j] (scores_f32, softmax_f32,
-// wsum_rows_f32: one call each per query and head).
+// wsum_rows_f32: one call each per query and head, or per chunk of rows and query for a block of queries).
 //
 // int8 cache: every cached key and value row (d values of one layer, head and position) is stored as
 // symmetric int8 with one f32 scale, by quantize_rows_q8: row = scale * q, |q| <= 127. The query is
@@ -23,6 +24,7 @@
 // Allocates nothing; reentrant (callers run one (query, head) per task).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -35,7 +37,46 @@ inline void attention_f32(const Kernels& K, const float* q, const float* k, cons
                           float* scores, float* out) {
   K.scores_f32(q, k, n, d, 1.0f / std::sqrt(static_cast<float>(d)), scores);
   K.softmax_f32(scores, n);
+  for (size_t i = 0; i < d; ++i) out[i] = 0.0f;
   K.wsum_rows_f32(scores, v, n, d, out);
+}
+
+// nq consecutive queries of one head (prefill), f32 cache: query i (i < nq) sees the cached positions
+// 0 .. n0 + i - 1, n0 >= 1. The cached rows are visited in chunks of `chunk` rows, each chunk for every
+// query in turn: a chunk of keys, and later of values, comes from L2 once for all nq queries instead of
+// once per query. Every query gets exactly attention_f32's bits: scores_f32 is defined per row, softmax
+// runs per query over its whole row, and wsum_rows_f32 accumulates in row order across the chunks.
+struct AttentionF32Queries {
+  const float* q;  // query i at q + i * ldq
+  size_t ldq;
+  const float* k;  // (n0 + nq - 1, d) cached keys and values, row-major
+  const float* v;
+  size_t n0, nq, d;
+  float* scores;  // scratch: query i's n0 + i scores at scores + i * lds (its attention weights on return)
+  size_t lds;
+  float* out;  // query i's d outputs at out + i * ldo
+  size_t ldo;
+  size_t chunk;  // rows per chunk (>= 1); about 16 KiB of keys fits every L1
+};
+
+inline void attention_f32_queries(const Kernels& K, const AttentionF32Queries& a) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(a.d));
+  const size_t n_max = a.n0 + a.nq - 1;
+  for (size_t c0 = 0; c0 < n_max; c0 += a.chunk)
+    for (size_t i = 0; i < a.nq; ++i) {
+      const size_t n = a.n0 + i;
+      if (n > c0) K.scores_f32(a.q + i * a.ldq, a.k + c0 * a.d, std::min(c0 + a.chunk, n) - c0, a.d, scale, a.scores + i * a.lds + c0);
+    }
+  for (size_t i = 0; i < a.nq; ++i) {
+    K.softmax_f32(a.scores + i * a.lds, a.n0 + i);
+    for (size_t j = 0; j < a.d; ++j) a.out[i * a.ldo + j] = 0.0f;
+  }
+  for (size_t c0 = 0; c0 < n_max; c0 += a.chunk)
+    for (size_t i = 0; i < a.nq; ++i) {
+      const size_t n = a.n0 + i;
+      if (n > c0)
+        K.wsum_rows_f32(a.scores + i * a.lds + c0, a.v + c0 * a.d, std::min(c0 + a.chunk, n) - c0, a.d, a.out + i * a.ldo);
+    }
 }
 
 struct AttentionQ8Args {

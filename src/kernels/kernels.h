@@ -80,10 +80,10 @@ struct Kernels {
   // scores: s[j] = dot_f32(q, k[j], d) * scale for j = 0 .. n-1, each dot exactly this table's dot_f32
   // (the same bits); k is (n, d) row-major.
   void (*scores_f32)(const float* q, const float* k, size_t n, size_t d, float scale, float* s);
-  // f32-wsum: out[i] = sum_{j = 0 .. n-1} p[j] * v[j][i], per column one fused multiply-add per term from
-  // +0 in the order j = 0, 1, ...: every implementation returns the same bits (those of zeroing out and
-  // fma-accumulating row by row). out (d floats) is overwritten and must not alias the inputs; n == 0
-  // gives zeros; no alignment required.
+  // f32-wsum, accumulating: out[i] += sum_{j = 0 .. n-1} p[j] * v[j][i], per column one fused multiply-add
+  // per term onto out[i]'s value in the order j = 0, 1, ...: every implementation returns the same bits
+  // (those of fma-accumulating row by row), so rows [0, a) then [a, n) in two calls give the bits of one
+  // call. out (d floats) must not alias the inputs; n == 0 leaves it unchanged; no alignment required.
   void (*wsum_rows_f32)(const float* p, const float* v, size_t n, size_t d, float* out);
 };
 

@@ -1,5 +1,6 @@
 #include "ember/session.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -72,22 +73,27 @@ struct Session::Impl {
     Impl* s;
     size_t layer, B;
   };
-  static void attention_one(AttentionTask* task, size_t h, size_t t);
+  static constexpr size_t kAttentionQueries = 8;  // queries of one head per task
+  static void attention_block(AttentionTask* task, size_t h, size_t blk);
 };
 
-void Session::Impl::attention_one(AttentionTask* task, size_t h, size_t t) {
+void Session::Impl::attention_block(AttentionTask* task, size_t h, size_t blk) {
   Impl& s = *task->s;
-  const size_t D = s.D, C = s.C, T = s.T;
-  const size_t n = s.n_past + t + 1;  // this query sees positions 0..n_past+t
-  const size_t row0 = (task->layer * s.H + h) * T;  // first cache row of this layer and head
-  const float* q = s.qkv.data() + t * 3 * C + h * D;
-  float* sc = s.scores.data() + (t * s.H + h) * T;
-  float* out = s.att.data() + t * C + h * D;
+  const size_t D = s.D, C = s.C, T = s.T, H = s.H;
+  const size_t t0 = blk * kAttentionQueries, t1 = std::min(t0 + kAttentionQueries, task->B);
+  const size_t row0 = (task->layer * H + h) * T;  // first cache row of this layer and head
   if (s.kv_type == KvType::kInt8) {
-    attention_q8(*s.K, AttentionQ8Args{q, s.q8.data() + t * C + h * D, s.k_q8.data() + row0 * D, s.k_scale.data() + row0,
-                                       s.v_q8.data() + row0 * D, s.v_scale.data() + row0, n, D, sc, out});
+    for (size_t t = t0; t < t1; ++t) {
+      const size_t n = s.n_past + t + 1;  // this query sees positions 0..n_past+t
+      attention_q8(*s.K, AttentionQ8Args{s.qkv.data() + t * 3 * C + h * D, s.q8.data() + t * C + h * D, s.k_q8.data() + row0 * D,
+                                         s.k_scale.data() + row0, s.v_q8.data() + row0 * D, s.v_scale.data() + row0, n, D,
+                                         s.scores.data() + (t * H + h) * T, s.att.data() + t * C + h * D});
+    }
   } else {
-    attention_f32(*s.K, q, s.k_cache.data() + row0 * D, s.v_cache.data() + row0 * D, n, D, sc, out);
+    attention_f32_queries(*s.K, AttentionF32Queries{s.qkv.data() + t0 * 3 * C + h * D, 3 * C, s.k_cache.data() + row0 * D,
+                                                    s.v_cache.data() + row0 * D, s.n_past + t0 + 1, t1 - t0, D,
+                                                    s.scores.data() + (t0 * H + h) * T, H * T, s.att.data() + t0 * C + h * D, C,
+                                                    std::max<size_t>(8, 4096 / D)});
   }
 }
 
@@ -116,10 +122,12 @@ void Session::Impl::attention(size_t layer, size_t B) {
         std::memcpy(&v_cache[row * D], v, D * sizeof(float));
       }
     }
-  // Head-major order: a thread takes consecutive queries of one head, so that head's cached keys and
-  // values (2 n_ctx d floats) stay in its L2 between queries instead of every head's passing through.
+  // Head-major order: a thread takes consecutive blocks of queries of one head, so that head's cached
+  // keys and values (2 n_ctx d floats) stay in its L2 between blocks instead of every head's passing
+  // through; within a block (f32 cache) each L1-sized chunk of them serves all the block's queries.
   AttentionTask task{this, layer, B};
-  pthreadpool_parallelize_2d(pool->get(), reinterpret_cast<pthreadpool_task_2d_t>(attention_one), &task, H, B, 0);
+  pthreadpool_parallelize_2d(pool->get(), reinterpret_cast<pthreadpool_task_2d_t>(attention_block), &task, H,
+                             (B + kAttentionQueries - 1) / kAttentionQueries, 0);
 }
 
 Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, const LogitsCallback* each,

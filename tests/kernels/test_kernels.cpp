@@ -724,7 +724,7 @@ TEST_CASE("wsum_rows_q8: every table against float64 and the SIMD tables against
 
 TEST_CASE("scores_f32 and wsum_rows_f32 (the f32 cache's attention): the bits of their row-by-row definitions") {
   // kernels.h: scores_f32 is this table's dot_f32 per row times the scale; wsum_rows_f32 is per column an
-  // fma chain from +0 over j = 0.. (written out below, independent of every table), so all tables agree
+  // fma chain from out's value over j = 0.. (written out below, independent of every table), so all tables agree
   // bit for bit, and within the serial-summation bound (n + 1) u sum_j |p_j v_ji| of the exact sum.
   std::mt19937 rng(53);
   std::vector<const Kernels*> tables = ember::simd_kernels();
@@ -743,21 +743,68 @@ TEST_CASE("scores_f32 and wsum_rows_f32 (the f32 cache's attention): the bits of
         K->scores_f32(q.data(), k.data(), n, d, scale, s.data());
         for (size_t j = 0; j < n; ++j) CHECK(same_bits(s[j], K->dot_f32(q.data(), k.data() + j * d, d) * scale));
         for (size_t j = n; j < n + 3; ++j) CHECK(s[j] == -7.0f);
-        std::vector<float> got(d + 3, -7.0f);
+        // Accumulating onto a random out, and in two calls (rows [0, a), then [a, n)): the same bits.
+        const std::vector<float> out0 = randn(d, rng);
+        std::vector<float> got(d + 3, -7.0f), split(d + 3, -7.0f);
+        std::copy(out0.begin(), out0.end(), got.begin());
+        std::copy(out0.begin(), out0.end(), split.begin());
         K->wsum_rows_f32(p.data(), n ? v.data() : nullptr, n, d, got.data());
+        const size_t a = n / 3;
+        K->wsum_rows_f32(p.data(), a ? v.data() : nullptr, a, d, split.data());
+        K->wsum_rows_f32(p.data() + a, n > a ? v.data() + a * d : nullptr, n - a, d, split.data());
         for (size_t i = 0; i < d; ++i) {
-          float want = 0.0f;
-          double exact = 0, mag = 0;
+          float want = out0[i];
+          double exact = out0[i], mag = std::fabs(out0[i]);
           for (size_t j = 0; j < n; ++j) {
             want = std::fma(p[j], v[j * d + i], want);
             exact += static_cast<double>(p[j]) * v[j * d + i];
             mag += std::fabs(static_cast<double>(p[j]) * v[j * d + i]);
           }
           CHECK(same_bits(got[i], want));
+          CHECK(same_bits(split[i], want));
           CHECK(std::fabs(got[i] - exact) <= (n + 1.0) * u * mag);
         }
-        for (size_t i = d; i < d + 3; ++i) CHECK(got[i] == -7.0f);
+        for (size_t i = d; i < d + 3; ++i) CHECK((got[i] == -7.0f && split[i] == -7.0f));
       }
+  }
+}
+
+TEST_CASE("attention_f32_queries: a block of queries in chunks of rows gives each query attention_f32's bits") {
+  // kernels/attention.h: the prefill path (nq queries of one head, the cached rows in chunks) must equal
+  // attention_f32 run per query, bit for bit, on every table: chunks shorter and longer than a query's
+  // row count, a chunk of 1, and strided queries, scores and outputs as the session lays them out.
+  std::mt19937 rng(54);
+  std::vector<const Kernels*> tables = ember::simd_kernels();
+  tables.push_back(&ref());
+  for (const Kernels* K : tables) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t d : {size_t{8}, size_t{32}, size_t{64}, size_t{67}})
+      for (size_t n0 : {size_t{1}, size_t{5}, size_t{40}})
+        for (size_t nq : {size_t{1}, size_t{3}, size_t{8}})
+          for (size_t chunk : {size_t{1}, size_t{7}, size_t{64}}) {
+            CAPTURE(d);
+            CAPTURE(n0);
+            CAPTURE(nq);
+            CAPTURE(chunk);
+            const size_t n_max = n0 + nq - 1, ldq = 3 * d + 5, lds = n_max + 9, ldo = d + 4;
+            const std::vector<float> q = randn(nq * ldq, rng), k = randn(n_max * d, rng), v = randn(n_max * d, rng);
+            std::vector<float> scores(nq * lds, -7.0f), out(nq * ldo, -7.0f);
+            ember::attention_f32_queries(*K, ember::AttentionF32Queries{q.data(), ldq, k.data(), v.data(), n0, nq, d,
+                                                                        scores.data(), lds, out.data(), ldo, chunk});
+            for (size_t i = 0; i < nq; ++i) {
+              CAPTURE(i);
+              const size_t n = n0 + i;
+              std::vector<float> s1(n), o1(d);
+              ember::attention_f32(*K, q.data() + i * ldq, k.data(), v.data(), n, d, s1.data(), o1.data());
+              size_t bad = 0;
+              for (size_t j = 0; j < n; ++j) bad += !same_bits(scores[i * lds + j], s1[j]);
+              for (size_t j = 0; j < d; ++j) bad += !same_bits(out[i * ldo + j], o1[j]);
+              for (size_t j = n; j < lds; ++j) bad += scores[i * lds + j] != -7.0f;  // nothing past its rows
+              for (size_t j = d; j < ldo; ++j) bad += out[i * ldo + j] != -7.0f;
+              CHECK(bad == 0);
+            }
+          }
   }
 }
 

@@ -292,7 +292,7 @@ void scores_f32_avx2(const float* q, const float* k, size_t n, size_t d, float s
 template <int A>
 inline void wsum_block_f32(const float* p, const float* v, size_t n, size_t d, size_t i, float* out) {
   __m256 acc[A];
-  for (int a = 0; a < A; ++a) acc[a] = _mm256_setzero_ps();
+  for (int a = 0; a < A; ++a) acc[a] = _mm256_loadu_ps(out + i + 8 * a);
   const float* row = v + i;
   for (size_t j = 0; j < n; ++j, row += d) {
     const __m256 w = _mm256_set1_ps(p[j]);
@@ -301,13 +301,10 @@ inline void wsum_block_f32(const float* p, const float* v, size_t n, size_t d, s
   for (int a = 0; a < A; ++a) _mm256_storeu_ps(out + i + 8 * a, acc[a]);
 }
 
-// f32-wsum-avx2: as wsum_rows_q8_avx2, the accumulators stay in registers over all rows (64, 32, then 8
-// columns per pass); the d % 8 tail through masked loads and a masked store.
+// f32-wsum-avx2: as wsum_rows_q8_avx2, the accumulators (loaded from out) stay in registers over all
+// rows (64, 32, then 8 columns per pass); the d % 8 tail through masked loads and a masked store.
 void wsum_rows_f32_avx2(const float* p, const float* v, size_t n, size_t d, float* out) {
-  if (n == 0) {  // v may be null
-    memset(out, 0, d * sizeof(float));
-    return;
-  }
+  if (n == 0) return;  // v may be null
   size_t i = 0;
   for (; i + 64 <= d; i += 64) wsum_block_f32<8>(p, v, n, d, i, out);
   if (i + 32 <= d) {
@@ -317,7 +314,7 @@ void wsum_rows_f32_avx2(const float* p, const float* v, size_t n, size_t d, floa
   for (; i + 8 <= d; i += 8) wsum_block_f32<1>(p, v, n, d, i, out);
   if (i < d) {
     const __m256i m = tail_mask(d - i);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc = _mm256_maskload_ps(out + i, m);
     const float* row = v + i;
     for (size_t j = 0; j < n; ++j, row += d) acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_maskload_ps(row, m), acc);
     _mm256_maskstore_ps(out + i, m, acc);

@@ -296,7 +296,7 @@ void scores_f32_neon(const float* q, const float* k, size_t n, size_t d, float s
 template <int A>
 inline void wsum_block_f32(const float* p, const float* v, size_t n, size_t d, size_t i, float* out) {
   float32x4_t acc[A];
-  for (int a = 0; a < A; ++a) acc[a] = vdupq_n_f32(0.0f);
+  for (int a = 0; a < A; ++a) acc[a] = vld1q_f32(out + i + 4 * a);
   const float* row = v + i;
   for (size_t j = 0; j < n; ++j, row += d) {
     const float32x4_t w = vdupq_n_f32(p[j]);
@@ -305,19 +305,16 @@ inline void wsum_block_f32(const float* p, const float* v, size_t n, size_t d, s
   for (int a = 0; a < A; ++a) vst1q_f32(out + i + 4 * a, acc[a]);
 }
 
-// f32-wsum-neon: accumulators in registers over all rows (64, 16, then 4 columns per pass); the d % 4
-// tail with scalar fmaf, the same single rounding as the vector lanes.
+// f32-wsum-neon: accumulators (loaded from out) in registers over all rows (64, 16, then 4 columns per
+// pass); the d % 4 tail with scalar fmaf, the same single rounding as the vector lanes.
 void wsum_rows_f32_neon(const float* p, const float* v, size_t n, size_t d, float* out) {
-  if (n == 0) {  // v may be null
-    memset(out, 0, d * sizeof(float));
-    return;
-  }
+  if (n == 0) return;  // v may be null
   size_t i = 0;
   for (; i + 64 <= d; i += 64) wsum_block_f32<16>(p, v, n, d, i, out);
   for (; i + 16 <= d; i += 16) wsum_block_f32<4>(p, v, n, d, i, out);
   for (; i + 4 <= d; i += 4) wsum_block_f32<1>(p, v, n, d, i, out);
   for (; i < d; ++i) {
-    float acc = 0.0f;
+    float acc = out[i];
     for (size_t j = 0; j < n; ++j) acc = fmaf(p[j], v[j * d + i], acc);
     out[i] = acc;
   }

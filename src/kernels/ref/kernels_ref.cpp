@@ -115,7 +115,6 @@ void scores_f32_ref(const float* q, const float* k, size_t n, size_t d, float sc
 }
 
 void wsum_rows_f32_ref(const float* p, const float* v, size_t n, size_t d, float* out) {
-  for (size_t i = 0; i < d; ++i) out[i] = 0.0f;
   for (size_t j = 0; j < n; ++j, v += d)
     for (size_t i = 0; i < d; ++i) out[i] = std::fma(p[j], v[i], out[i]);
 }
