@@ -270,23 +270,58 @@ inline __m256 fold_pair(__m256 a, __m256 b) {
   return _mm256_permute_ps(w, 0xD8);
 }
 
+// dot_partials(q, row, 32 * NB) with q's 4 * NB vectors held in registers (loaded once per call of
+// scores_f32 instead of once per row): the same fmas in the same order, so the same bits.
+template <int NB>
+struct QInRegisters {
+  __m256 q[4 * NB];
+  explicit QInRegisters(const float* qp) {
+    for (int i = 0; i < 4 * NB; ++i) q[i] = _mm256_loadu_ps(qp + 8 * i);
+  }
+  __m256 operator()(const float* b) const {
+    __m256 s[4];
+    for (int i = 0; i < 4; ++i) s[i] = _mm256_fmadd_ps(q[i], _mm256_loadu_ps(b + 8 * i), _mm256_setzero_ps());
+    for (int blk = 1; blk < NB; ++blk)
+      for (int i = 0; i < 4; ++i) s[i] = _mm256_fmadd_ps(q[4 * blk + i], _mm256_loadu_ps(b + 32 * blk + 8 * i), s[i]);
+    return _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
+  }
+};
+
+// Any d: dot_partials reading q from memory.
+struct QInMemory {
+  const float* q;
+  size_t d;
+  __m256 operator()(const float* b) const { return dot_partials(q, b, d); }
+};
+
 // Eight rows at a time: their dot_partials, then the eight horizontal sums at once in exactly hsum's
 // order, lo + hi, then (w0 + w2) + (w1 + w3), so every score has dot_avx2's bits.
-void scores_f32_avx2(const float* q, const float* k, size_t n, size_t d, float scale, float* s) {
+template <class Partials>
+inline void scores_rows(const Partials& dot, const float* q, const float* k, size_t n, size_t d, float scale, float* s) {
   const __m256 vs = _mm256_set1_ps(scale);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   size_t j = 0;
   for (; j + 8 <= n; j += 8) {
     const float* r = k + j * d;
-    const __m256 p01 = fold_pair(dot_partials(q, r, d), dot_partials(q, r + d, d));
-    const __m256 p23 = fold_pair(dot_partials(q, r + 2 * d, d), dot_partials(q, r + 3 * d, d));
-    const __m256 p45 = fold_pair(dot_partials(q, r + 4 * d, d), dot_partials(q, r + 5 * d, d));
-    const __m256 p67 = fold_pair(dot_partials(q, r + 6 * d, d), dot_partials(q, r + 7 * d, d));
+    const __m256 p01 = fold_pair(dot(r), dot(r + d));
+    const __m256 p23 = fold_pair(dot(r + 2 * d), dot(r + 3 * d));
+    const __m256 p45 = fold_pair(dot(r + 4 * d), dot(r + 5 * d));
+    const __m256 p67 = fold_pair(dot(r + 6 * d), dot(r + 7 * d));
     // hadd: [r0, r2, r4, r6 | r1, r3, r5, r7] after two rounds; the permute puts rows in order.
     const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(p01, p23), _mm256_hadd_ps(p45, p67));
     _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_permutevar8x32_ps(h, order), vs));
   }
   for (; j < n; ++j) s[j] = dot_avx2(q, k + j * d, d) * scale;
+}
+
+// Head sizes 32 and 64 (GPT-2's, and most small models') keep the query in registers.
+void scores_f32_avx2(const float* q, const float* k, size_t n, size_t d, float scale, float* s) {
+  if (d == 64)
+    scores_rows(QInRegisters<2>(q), q, k, n, d, scale, s);
+  else if (d == 32)
+    scores_rows(QInRegisters<1>(q), q, k, n, d, scale, s);
+  else
+    scores_rows(QInMemory{q, d}, q, k, n, d, scale, s);
 }
 
 template <int A>
