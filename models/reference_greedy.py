@@ -11,8 +11,8 @@ top-2 logit margin at each step.
     /usr/bin/python3 models/reference_greedy.py --model /tmp/shakespeare-char-f32.ember \
         --inspect /tmp/f32.json --prompt "ROMEO:" > tests/data/default_model_greedy.json
 
-Supports what the default model uses: pre-LN (GPT-2) blocks with a final LayerNorm, GELU (erf), tied
-LM head, char vocabulary = nanoGPT's (the sorted set of tiny shakespeare's characters).
+Supports what the default model uses: pre-LN (GPT-2) blocks with a final LayerNorm, GELU (erf), an LM
+head tied to the token embedding or its own (`lm_head.weight`), char vocabulary = nanoGPT's (the sorted set of tiny shakespeare's characters).
 """
 import argparse
 import json
@@ -66,7 +66,8 @@ class Reference:
             m = layer_norm(x, W[p + "ln_2.weight"], W[p + "ln_2.bias"], eps)
             m = gelu_erf(W[p + "mlp.c_fc.weight"] @ m + W[p + "mlp.c_fc.bias"])
             x = x + W[p + "mlp.c_proj.weight"] @ m + W[p + "mlp.c_proj.bias"]
-        return W["wte"] @ layer_norm(x, W["ln_f.weight"], W["ln_f.bias"], eps)
+        head = W["wte"] if cfg["tied_lm_head"] else W["lm_head.weight"]
+        return head @ layer_norm(x, W["ln_f.weight"], W["ln_f.bias"], eps)
 
 
 def main():
@@ -79,8 +80,8 @@ def main():
 
     info = json.load(open(args.inspect))
     cfg = info["config"]
-    if cfg["norm"] != "pre-ln" or cfg["activation"] != "gelu_erf" or not cfg["tied_lm_head"]:
-        sys.exit("reference_greedy: only pre-LN, gelu_erf, tied models are supported")
+    if cfg["norm"] != "pre-ln" or cfg["activation"] != "gelu_erf":
+        sys.exit("reference_greedy: only pre-LN, gelu_erf models are supported")
     raw = open(args.model, "rb").read()
     W = {}
     for t in info["tensors"]:
