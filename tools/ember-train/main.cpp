@@ -880,6 +880,20 @@ int finetune(const Args& args, const std::string& P) {
   const double t_start = now_seconds();
   double train_seconds = 0.0, window_loss = 0.0, window_seconds = 0.0, acc = -1.0, vloss = 0.0;
   uint64_t it = 0, window_iters = 0, window_tokens = 0;
+  // ETA: the remaining steps at the run's average, plus the evaluations still to come (this epoch's
+  // included): measured after the first one, before it estimated as a forward pass (a third of a
+  // training step) over the eval rows.
+  double eval_seconds = -1.0;
+  const auto eta = [&](uint64_t done, uint64_t ep) {
+    const double per_step = train_seconds / static_cast<double>(done);
+    double rest = static_cast<double>(total - done) * per_step;
+    if (!evals.empty()) {
+      const double each = eval_seconds >= 0.0 ? eval_seconds
+                                              : per_step / 3.0 * static_cast<double>(evals.size()) / static_cast<double>(B);
+      rest += static_cast<double>(epochs - ep) * each;
+    }
+    return rest;
+  };
   std::vector<size_t> order(train.size());
   for (uint64_t ep = 0; ep < epochs; ++ep) {
     std::iota(order.begin(), order.end(), size_t{0});
@@ -912,13 +926,15 @@ int finetune(const Args& args, const std::string& P) {
         std::fprintf(stderr, "iter %llu/%llu | epoch %llu | loss %.4f | lr %.2e | norm %.3f | %.1f ms/iter | %.0f tok/s | ETA %s\n",
                      static_cast<unsigned long long>(it + 1), static_cast<unsigned long long>(total),
                      static_cast<unsigned long long>(ep + 1), window_loss / static_cast<double>(window_iters), lr, norm, ms,
-                     static_cast<double>(window_tokens) / window_seconds, fmt_time(static_cast<double>(total - it - 1) * train_seconds / static_cast<double>(it + 1)).c_str());
+                     static_cast<double>(window_tokens) / window_seconds, fmt_time(eta(it + 1, ep)).c_str());
         window_loss = window_seconds = 0.0;
         window_iters = window_tokens = 0;
       }
     }
     if (!evals.empty()) {
+      const double e0 = now_seconds();
       acc = evaluate(&vloss);
+      eval_seconds = now_seconds() - e0;
       std::fprintf(stderr, "epoch %llu: train loss %.4f, %s loss %.4f, %s accuracy %.2f%% (%zu rows)\n",
                    static_cast<unsigned long long>(ep + 1), epoch_loss / static_cast<double>(steps_per_epoch), eval_split.c_str(), vloss,
                    eval_split.c_str(), 100.0 * acc, evals.size());
