@@ -82,7 +82,9 @@ int main(int argc, char** argv) {
             "Tests that do not fit n_ctx are skipped. --profile adds time per op. With -s S, S sessions of the\n"
             "model run each test at once, one per thread (each with -t threads), as a device serving S\n"
             "streams would: tok/s is their total; an all-int8 model computes them in parallel, a float one\n"
-            "in turns (see include/ember/session.h).");
+            "in turns (see include/ember/session.h). The header names the kernel table that ran; the\n"
+            "environment variable EMBER_KERNELS pins one (ref, or a table this CPU runs, e.g. avx2 on an\n"
+            "AVX-VNNI CPU) to compare.");
   args.option("model", "m", "MODEL", "model file (.ember)");
   args.option("prompt", "p", "N,...", "prompt lengths for the prefill test", "64,512");
   args.option("n-gen", "n", "N", "tokens for the decode test (0: skip)", "128");
