@@ -21,7 +21,7 @@
 // bytes than f32 and no float summation order); its error is measured in tests/unit/test_kv_cache.cpp.
 //
 // n >= 1 positions; scores (n floats) is scratch and holds p on return; out (d floats) is overwritten.
-// Allocates nothing; reentrant (callers run one (query, head) per task).
+// Allocates nothing; reentrant (the session runs one head and block of queries per task).
 #pragma once
 
 #include <algorithm>

@@ -121,8 +121,9 @@ const KernelSet kScalar = {{nullptr, kernel_scalar<1>, kernel_scalar<2>, kernel_
 const KernelSet kAvx2 = {{nullptr, kernel_avx2<1>, kernel_avx2<2>, kernel_avx2<3>, kernel_avx2<4>, kernel_avx2<5>,
                           kernel_avx2<6>}};
 const KernelSet* const kFast = &kAvx2;
-// Both x86 tables imply AVX2 + FMA (avxvnni is avx2 with another int8 GEMM).
-bool detect_avx2() { return std::strcmp(kernels().name, "avx2") == 0 || std::strcmp(kernels().name, "avxvnni") == 0; }
+// Every SIMD table of an x86 build needs AVX2 + FMA (select_x86.cpp lists one only on such a CPU), so
+// any table but the reference means the micro-kernel runs.
+bool detect_avx2() { return &kernels() != &reference_kernels(); }
 #else  // other ISAs run the portable micro-kernel until the GEMM moves into the kernel tables
 const KernelSet* const kFast = &kScalar;
 bool detect_avx2() { return false; }

@@ -20,7 +20,7 @@
 // by gemm_f32 (tasks split the columns of C and each packs its own panels, so packing costs no extra
 // pass or barrier).
 // Kernels: an AVX2+FMA 6x16 register-blocked micro-kernel (compiled with a target attribute and used
-// when ember's kernel table is "avx2" or "avxvnni", so EMBER_KERNELS=ref also turns it off) and a scalar fallback.
+// when ember's kernel table is an x86 SIMD one, so EMBER_KERNELS=ref also turns it off) and a scalar fallback.
 // Every element of C is computed by one task with the same sequence of operations whatever the
 // thread count, so results are bitwise identical at 1 or N threads.
 // Thread safety: reentrant; pool may be nullptr (runs on the calling thread).

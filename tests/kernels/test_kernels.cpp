@@ -40,6 +40,12 @@ using ember::Kernels;
 constexpr double u = 1.0 / (1 << 24);  // float unit roundoff
 
 const Kernels& ref() { return ember::reference_kernels(); }
+// Every SIMD table of this CPU, then the reference (which some tests also run through their code path).
+std::vector<const Kernels*> simd_and_ref() {
+  std::vector<const Kernels*> t = ember::simd_kernels();
+  t.push_back(&ref());
+  return t;
+}
 
 std::vector<float> randn(size_t n, std::mt19937& rng, float std = 1.0f, float mean = 0.0f) {
   std::normal_distribution<float> d(mean, std);
@@ -399,8 +405,7 @@ TEST_CASE("simd gemm_q8 equals the reference bit for bit (odd shapes, tails, til
   for (size_t n : {95, 96, 97, 127, 128, 129, 768, 3072}) ins.push_back(n);
   const size_t outs[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 64, 67};
   const size_t batches[] = {1, 2, 3, 5};
-  std::vector<const Kernels*> tables = ember::simd_kernels();
-  tables.push_back(&ref());  // the parallel splitter over the reference too
+  const std::vector<const Kernels*> tables = simd_and_ref();  // the parallel splitter over the reference too
   for (const Kernels* K : tables) {
     const std::string kname = K->name;
     CAPTURE(kname);
@@ -492,8 +497,7 @@ TEST_CASE("gemm_q8 at the int16 saturation edge: all products +-127 * +-127, and
       for (size_t o = 0; o < out; ++o)
         for (size_t i = 0; i < in; ++i) w[o * in + i] = o == 0 ? 127 : (o == 1 ? -127 : (coin(rng) ? 127 : -127));
       const std::vector<float> xs(batch, 1.0f), ws(out, 1.0f);
-      std::vector<const Kernels*> tables = ember::simd_kernels();
-      tables.push_back(&ref());
+      const std::vector<const Kernels*> tables = simd_and_ref();
       for (const Kernels* K : tables) {
         const std::string kname = K->name;
         CAPTURE(kname);
@@ -691,8 +695,7 @@ TEST_CASE("wsum_rows_q8: every table against float64 and the SIMD tables against
   // so every implementation gives the same bits. Against the exact sum: one rounding of each weight and one
   // of each fma step, |err| <= (n + 1) u sum_j |p_j s_j v_ji| (the serial-summation bound).
   std::mt19937 rng(51);
-  std::vector<const Kernels*> tables = ember::simd_kernels();
-  tables.push_back(&ref());
+  const std::vector<const Kernels*> tables = simd_and_ref();
   for (size_t d : attn_dims())
     for (size_t n : {0, 1, 2, 3, 5, 8, 17, 64, 129, 300}) {
       CAPTURE(d);
@@ -727,8 +730,7 @@ TEST_CASE("scores_f32 and wsum_rows_f32 (the f32 cache's attention): the bits of
   // fma chain from out's value over j = 0.. (written out below, independent of every table), so all tables agree
   // bit for bit, and within the serial-summation bound (n + 1) u sum_j |p_j v_ji| of the exact sum.
   std::mt19937 rng(53);
-  std::vector<const Kernels*> tables = ember::simd_kernels();
-  tables.push_back(&ref());
+  const std::vector<const Kernels*> tables = simd_and_ref();
   for (const Kernels* K : tables) {
     const std::string kname = K->name;
     CAPTURE(kname);
@@ -774,8 +776,7 @@ TEST_CASE("attention_f32_queries: a block of queries in chunks of rows gives eac
   // attention_f32 run per query, bit for bit, on every table: chunks shorter and longer than a query's
   // row count, a chunk of 1, and strided queries, scores and outputs as the session lays them out.
   std::mt19937 rng(54);
-  std::vector<const Kernels*> tables = ember::simd_kernels();
-  tables.push_back(&ref());
+  const std::vector<const Kernels*> tables = simd_and_ref();
   for (const Kernels* K : tables) {
     const std::string kname = K->name;
     CAPTURE(kname);

@@ -121,21 +121,24 @@ inline void tile(const GemmQ8Args& a, size_t t, size_t o, __m128i corr) {
 // arithmetic, like the sums it corrects.
 template <class Dot, int R>
 inline __m128i offset_correction(const int8_t* const (&wp)[R], size_t in) {
-  if constexpr (!Dot::kOffsetX) return _mm_setzero_si128();
-  const __m256i one = Dot::xop(_mm256_set1_epi8(-127));
-  __m256i acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
-  size_t k = 0;
-  for (; k + 32 <= in; k += 32)
-    for (int r = 0; r < R; ++r)
-      acc[r] = Dot::add(acc[r], one, one, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[r] + k)));
-  if (k < in)
-    for (int r = 0; r < R; ++r) {
-      alignas(32) int8_t wb[32] = {0};
-      memcpy(wb, wp[r] + k, in - k);
-      acc[r] = Dot::add(acc[r], one, one, _mm256_load_si256(reinterpret_cast<const __m256i*>(wb)));
-    }
-  return _mm_slli_epi32(hsum4<R>(acc), 7);
+  if constexpr (!Dot::kOffsetX) {
+    return _mm_setzero_si128();
+  } else {
+    const __m256i one = Dot::xop(_mm256_set1_epi8(-127));
+    __m256i acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+    size_t k = 0;
+    for (; k + 32 <= in; k += 32)
+      for (int r = 0; r < R; ++r)
+        acc[r] = Dot::add(acc[r], one, one, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[r] + k)));
+    if (k < in)
+      for (int r = 0; r < R; ++r) {
+        alignas(32) int8_t wb[32] = {0};
+        memcpy(wb, wp[r] + k, in - k);
+        acc[r] = Dot::add(acc[r], one, one, _mm256_load_si256(reinterpret_cast<const __m256i*>(wb)));
+      }
+    return _mm_slli_epi32(hsum4<R>(acc), 7);
+  }
 }
 
 // Rows [o, o + R) for tokens [t0, t1): the first token tile brings the rows into L1 (and prefetches the

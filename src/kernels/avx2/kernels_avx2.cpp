@@ -298,9 +298,9 @@ struct QInMemory {
 };
 
 // Eight rows at a time: their dot_partials, then the eight horizontal sums at once in exactly hsum's
-// order, lo + hi, then (w0 + w2) + (w1 + w3), so every score has dot_avx2's bits.
+// order, lo + hi, then (w0 + w2) + (w1 + w3), so every score has dot_avx2's bits (= hsum(dot_partials)).
 template <class Partials>
-inline void scores_rows(const Partials& dot, const float* q, const float* k, size_t n, size_t d, float scale, float* s) {
+inline void scores_rows(const Partials& dot, const float* k, size_t n, size_t d, float scale, float* s) {
   const __m256 vs = _mm256_set1_ps(scale);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   size_t j = 0;
@@ -314,17 +314,17 @@ inline void scores_rows(const Partials& dot, const float* q, const float* k, siz
     const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(p01, p23), _mm256_hadd_ps(p45, p67));
     _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_permutevar8x32_ps(h, order), vs));
   }
-  for (; j < n; ++j) s[j] = dot_avx2(q, k + j * d, d) * scale;
+  for (; j < n; ++j) s[j] = hsum(dot(k + j * d)) * scale;
 }
 
 // Head sizes 32 and 64 (GPT-2's, and most small models') keep the query in registers.
 void scores_f32_avx2(const float* q, const float* k, size_t n, size_t d, float scale, float* s) {
   if (d == 64)
-    scores_rows(QInRegisters<2>(q), q, k, n, d, scale, s);
+    scores_rows(QInRegisters<2>(q), k, n, d, scale, s);
   else if (d == 32)
-    scores_rows(QInRegisters<1>(q), q, k, n, d, scale, s);
+    scores_rows(QInRegisters<1>(q), k, n, d, scale, s);
   else
-    scores_rows(QInMemory{q, d}, q, k, n, d, scale, s);
+    scores_rows(QInMemory{q, d}, k, n, d, scale, s);
 }
 
 template <int A>
