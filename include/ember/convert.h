@@ -10,10 +10,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "ember/config.h"
+#include "ember/model.h"
 #include "ember/status.h"
 #include "ember/tokenizer.h"
 
@@ -32,6 +34,9 @@ struct ModelSpec {
   Tokenizer tokenizer;  // kind kNone if the checkpoint came without one
   std::vector<TensorData> tensors;
   std::map<std::string, std::string> metadata;  // e.g. source, license, recipe
+  // The files the import read (checkpoint, config.json, tokenizer files; or the .ember file): a tool
+  // checks that its output is none of them. Not written to the model file.
+  std::vector<std::string> source_files;
 
   const TensorData* find(const std::string& name) const;
   // Every tensor required_tensors(config) names exists with the right shape; no extras.
@@ -49,6 +54,9 @@ Result<ModelSpec> read_model_file(const std::string& path);
 
 // Writes `spec` as an .ember file (validated first). Atomic: temporary file + rename.
 Status write_model_file(const ModelSpec& spec, const std::string& path);
+// The runtime Model of `spec` without a file: the bytes write_model_file would write, loaded with
+// Model::load_from_buffer (validated and verified the same way). `name` stands for the path in messages.
+Result<std::shared_ptr<const Model>> load_model_spec(const ModelSpec& spec, const std::string& name);
 
 // Tokenizer files. GPT-2 BPE from vocab.json + merges.txt (Hugging Face) or encoder.json + vocab.bpe
 // (OpenAI); both use GPT-2's byte-to-unicode token spelling. A character vocabulary file is JSON: an
@@ -62,5 +70,12 @@ Result<Tokenizer> load_char_tokenizer(const std::string& path);
 // contents; the message says so. Used for every file ember writes. Concurrent writers of the same path
 // must be different processes (the temporary's name holds the pid); different paths are independent.
 Status write_file_atomic(const std::string& path, const void* bytes, size_t size);
+// For programs that write with the functions above: installs handlers for SIGINT, SIGTERM and SIGHUP
+// that remove the temporaries of writes in progress, print "<prog>: terminated (SIGTERM); ..." and
+// end the process as the signal would (signals already ignored stay ignored); and ignores SIGXFSZ, so
+// that a write past `ulimit -f` fails with a message and removes its temporary like a full disk.
+// ember's tools call it first thing. A library never installs signal handlers by itself: call it from
+// main(), before other threads start, or not at all.
+void remove_temporaries_on_signals(const char* prog);
 
 }  // namespace ember

@@ -46,6 +46,12 @@ struct TensorInfo {
 class Model {
  public:
   static Result<std::shared_ptr<const Model>> load(const std::string& path);
+  // The same from the bytes of a model file in memory (embedded in a firmware image, received over a
+  // network, or built by libember_host's load_model_spec), verified exactly as load() verifies a file.
+  // The bytes are copied into 64-byte aligned memory the model owns: `data` may be freed after the call.
+  // `name` stands for the path in messages and path().
+  static Result<std::shared_ptr<const Model>> load_from_buffer(const void* data, size_t size,
+                                                               const std::string& name = "<memory>");
   ~Model();
 
   const ModelConfig& config() const;

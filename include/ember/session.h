@@ -51,8 +51,16 @@ Result<KvType> kv_type_from_name(const std::string& name);  // inverse; kInvalid
 // runs (read once). For benchmarks and bug reports.
 const char* kernel_table_name();
 
+// The CPUs this process may run on: its affinity mask (taskset, cgroup cpusets), else the online CPUs;
+// at least 1. Sessions and trainers cap their threads at it.
+size_t available_cpus();
+
 struct SessionOptions {
-  uint32_t n_threads = 1;  // >= 1
+  // >= 1. More than the CPUs this process may run on (its affinity mask) is capped to them: the pool's
+  // threads spin while they wait, so extra threads only take turns wasting the cores. n_threads()
+  // tells the number used.
+  uint32_t n_threads = 1;
+  bool oversubscribe = false;  // keep n_threads above the CPU count (experiments only)
   uint32_t n_batch = 64;   // tokens per forward micro-batch in prefill (scratch is sized for this)
   // f32 by default: a float model stays exact; int8 saves 3/4 of the cache and is faster at long
   // contexts, at a small accuracy cost (measured in the README's Speed section).
@@ -89,6 +97,7 @@ class Session {
   // (n_classes floats) to `probs`. Fails when the model has no classifier or nothing was run yet.
   Status classify(float* probs);
   size_t n_past() const;
+  uint32_t n_threads() const;  // threads used: SessionOptions::n_threads, capped at the CPUs
   size_t n_ctx() const;
   size_t n_vocab() const;
   void reset();  // empties the KV cache

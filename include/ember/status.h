@@ -53,25 +53,41 @@ inline Status invalid_file(std::string m) { return Status(StatusCode::kInvalidFi
 inline Status unsupported(std::string m) { return Status(StatusCode::kUnsupported, std::move(m)); }
 inline Status internal_error(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
 
+// Called by Result<T>::value() on an error Result (a caller's bug: check ok() first): prints
+// "ember: value() of an error Result: <message>" to stderr and aborts. Deterministic, never throws.
+[[noreturn]] void die_value_of_error(const Status& status);
+
+// A value or the Status saying why there is none. value(), operator* and operator-> require ok():
+// on an error they print the message and abort (never throw, never undefined behaviour).
 template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}                // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {}         // NOLINT: must not be ok
+  // An ok `status` here is a caller's bug: it becomes a kInternal error saying so.
+  Result(Status status)                                     // NOLINT: implicit by design
+      : v_(status.ok() ? Status(StatusCode::kInternal, "Result made from an ok Status without a value")
+                       : std::move(status)) {}
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {
     static const Status kOk;
-    return ok() ? kOk : std::get<Status>(v_);
+    const Status* s = std::get_if<Status>(&v_);
+    return s ? *s : kOk;
   }
-  T& value() & { return std::get<T>(v_); }
-  const T& value() const& { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
+  T& value() & { return *checked(); }
+  const T& value() const& { return *checked(); }
+  T&& value() && { return std::move(*checked()); }
+  T* operator->() { return checked(); }
+  const T* operator->() const { return checked(); }
+  T& operator*() & { return *checked(); }
+  const T& operator*() const& { return *checked(); }
 
  private:
+  T* checked() {
+    T* v = std::get_if<T>(&v_);
+    if (!v) die_value_of_error(*std::get_if<Status>(&v_));
+    return v;
+  }
+  const T* checked() const { return const_cast<Result*>(this)->checked(); }
   std::variant<T, Status> v_;
 };
 

@@ -52,6 +52,13 @@ class Tokenizer {
   Result<std::vector<int32_t>> encode(std::string_view text) const;
   // Raw bytes of one token ("" for an out-of-range id). May be part of a UTF-8 sequence.
   const std::string& token_bytes(int32_t id) const;
+  // True for ids that stand for no text: the end-of-text token, and ids outside [0, n_vocab()) that a
+  // model's larger vocabulary has (the start and extract tokens of a fine-tuned classifier, the padding
+  // of a nanoGPT checkpoint's 50304 ids).
+  bool is_special(int32_t id) const;
+  // What to show for one token: token_bytes(id) for a text token (raw bytes, possibly part of a UTF-8
+  // sequence), and for an id outside [0, n_vocab()) the printable placeholder "<|token N|>". Never fails.
+  std::string piece(int32_t id) const;
   // Concatenated bytes of `ids`; fails on an id outside [0, n_vocab).
   Result<std::string> decode(const std::vector<int32_t>& ids) const;
 

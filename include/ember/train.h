@@ -48,7 +48,8 @@ namespace ember {
 struct TrainOptions {
   uint32_t batch = 1;      // B: sequences per micro-batch (activations are sized for it)
   uint32_t seq_len = 0;    // T: tokens per sequence, <= n_ctx; 0 means n_ctx
-  uint32_t n_threads = 1;  // >= 1
+  uint32_t n_threads = 1;  // >= 1; capped at the CPUs this process may run on, as SessionOptions says
+  bool oversubscribe = false;  // keep n_threads above the CPU count (experiments only)
   float dropout = 0.0f;    // nanoGPT's sites: embeddings, attention probabilities, both residual branches
   uint64_t seed = 1337;    // weight initialisation (create) and dropout masks
   // Data parallelism: a micro-batch is split into min(shards, B) groups of whole sequences that run
@@ -146,6 +147,7 @@ class Trainer {
   float* grad(const std::string& name);
   uint64_t steps() const;               // AdamW steps taken (or restored by load_state)
   size_t memory_bytes() const;          // parameters, gradients, moments, activations, scratch
+  uint32_t n_threads() const;           // threads used: TrainOptions::n_threads, capped at the CPUs
 
   // f32 ModelSpec of the current parameters (required_tensors order), metadata "trainer" and
   // "train.steps"; the tokenizer is left empty (kNone) for the caller to set.

@@ -3,6 +3,7 @@
 // temporary: a failure (full disk, kill) never leaves a half-written file at `path`, and an older file
 // there stays intact (a killed process cannot remove its temporary; the pid in its name tells whose it
 // was). Error messages name `path` and say that the previous file is unchanged.
+// While open, the temporary's name is registered for remove_temporaries_on_signals() (ember/convert.h).
 // Not thread-safe; two writers of the same path must be in different processes.
 #pragma once
 
@@ -30,6 +31,7 @@ class AtomicFile {
   void discard();
   std::string path_, tmp_;
   FILE* f_ = nullptr;
+  int slot_ = -1;  // in the registry that remove_temporaries_on_signals() cleans
   uint64_t pos_ = 0;
 };
 

@@ -1,4 +1,5 @@
 #include "ember/dataset.h"
+#include "ember/io.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -44,11 +45,8 @@ Result<std::vector<LabelledText>> parse_jsonl_dataset(const std::string& bytes, 
 }
 
 Result<std::vector<LabelledText>> read_jsonl_dataset(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return io_error(path + ": cannot open");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return parse_jsonl_dataset(ss.str(), path);
+  EMBER_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  return parse_jsonl_dataset(text, path);
 }
 
 }  // namespace ember

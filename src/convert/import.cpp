@@ -18,6 +18,7 @@
 #include "convert/json_excerpt.h"
 #include "convert/safetensors.h"
 #include "ember/convert.h"
+#include "ember/io.h"
 
 namespace ember {
 
@@ -93,13 +94,9 @@ Result<std::string> find_checkpoint(const std::string& dir) {
 }
 
 Result<json> read_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return is_file(path) ? io_error(path + ": cannot open") : not_found(path + ": not found");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return io_error(path + ": read failed");
+  EMBER_ASSIGN_OR_RETURN(std::string text, read_file(path));
   try {
-    return json::parse(ss.str());
+    return json::parse(text);
   } catch (const std::exception& e) {
     return invalid_file(path + ": not valid JSON: " + e.what());
   }
@@ -297,13 +294,23 @@ Status load_tokenizer(const std::string& dir, Naming naming, ModelSpec* spec) {
     spec->metadata["tokenizer_skipped"] = "GPT-1 BPE files are not byte-level BPE";
   } else if (bpe_hf) {
     files = "vocab.json + merges.txt";
+    spec->source_files.insert(spec->source_files.end(), {join(dir, "vocab.json"), join(dir, "merges.txt")});
     tok = load_gpt2_tokenizer(join(dir, "vocab.json"), join(dir, "merges.txt"));
   } else if (bpe_openai) {
     files = "encoder.json + vocab.bpe";
+    spec->source_files.insert(spec->source_files.end(), {join(dir, "encoder.json"), join(dir, "vocab.bpe")});
     tok = load_gpt2_tokenizer(join(dir, "encoder.json"), join(dir, "vocab.bpe"));
   } else if (have("vocab_chars.json")) {
     files = "vocab_chars.json";
+    spec->source_files.push_back(join(dir, "vocab_chars.json"));
     tok = load_char_tokenizer(join(dir, "vocab_chars.json"));
+  } else {
+    // Half of a BPE pair is a mistake in the checkpoint, not a model without a tokenizer.
+    for (const auto& pair : {std::make_pair("vocab.json", "merges.txt"), std::make_pair("encoder.json", "vocab.bpe")})
+      if (have(pair.first) != have(pair.second))
+        return not_found(join(dir, have(pair.first) ? pair.second : pair.first) + ": not found, but " +
+                         (have(pair.first) ? pair.first : pair.second) +
+                         " is there (a GPT-2 tokenizer needs both files; remove the other to import without one)");
   }
   if (!tok.ok()) return tok.status();
   if (tok->kind() != TokenizerKind::kNone && static_cast<uint32_t>(tok->n_vocab()) > spec->config.n_vocab)
@@ -401,6 +408,7 @@ Result<ModelSpec> import_safetensors(const std::string& input, const std::string
 
   ModelSpec spec;
   spec.config = config;
+  spec.source_files = {st_path, cfg_path};
   EMBER_RETURN_IF_ERROR(load_tokenizer(dir, naming, &spec));  // before the bulk of the reading
   spec.tensors.reserve(plan.size());
   for (const Plan& p : plan) {
@@ -486,6 +494,20 @@ Status ModelSpec::validate() const {
         if (!std::isfinite(s)) return invalid_file(T + " has a non-finite scale");
     } else if (!t.scales.empty()) {
       return invalid_file(T + " is " + dtype_name(t.dtype) + " but has scales (only i8 tensors do)");
+    } else {
+      // A NaN or infinite weight makes every forward pass NaN: refused wherever a model is read or written.
+      const size_t count = n / dtype_size(t.dtype);
+      for (size_t i = 0; i < count; ++i) {
+        float v;
+        if (t.dtype == DType::kF32) {
+          std::memcpy(&v, &t.data[4 * i], 4);
+        } else {  // kF16
+          v = f16_to_f32(static_cast<uint16_t>(t.data[2 * i] | (t.data[2 * i + 1] << 8)));
+        }
+        if (!std::isfinite(v))
+          return invalid_file(T + " holds " + (std::isnan(v) ? "NaN" : "an infinity") + " at element " +
+                              std::to_string(i) + "; a model needs finite weights");
+      }
     }
   }
   for (const TensorRequirement& r : reqs)

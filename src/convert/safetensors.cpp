@@ -1,5 +1,7 @@
 #include "convert/safetensors.h"
 
+#include "core/file_io.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -100,33 +102,18 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   f.path_ = path;
   const std::string& P = path;
 
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    return err == ENOENT ? not_found(P + ": no such file") : io_error(P + ": cannot open: " + std::strerror(err));
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return io_error(P + ": not a regular file");
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  EMBER_ASSIGN_OR_RETURN(InputFile in, InputFile::open(path));
+  const uint64_t file_size = in.size();
   if (file_size < 8) {
-    ::close(fd);
     return invalid_file(P + ": file is " + std::to_string(file_size) +
                         " bytes, too short for the 8-byte safetensors header size");
   }
-  if (file_size > SIZE_MAX) {
-    ::close(fd);
-    return unsupported(P + ": file is too large to map on this host");
-  }
+  if (file_size > SIZE_MAX) return unsupported(P + ": file is too large to map on this host");
   // A private read-only mapping: tensors are converted straight out of it. (If another process
   // truncates the file while we read, the kernel raises SIGBUS; import is a host tool, and checkpoints
   // are not rewritten in place.)
-  void* m = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_err = errno;
-  ::close(fd);
-  if (m == MAP_FAILED) return io_error(P + ": mmap failed: " + std::strerror(map_err));
+  void* m = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, in.fd(), 0);
+  if (m == MAP_FAILED) return io_error(P + ": mmap failed: " + std::strerror(errno));
   f.map_ = static_cast<const uint8_t*>(m);
   f.map_size_ = file_size;
   f.mapped_ = true;

@@ -16,6 +16,7 @@
 #include "convert/json_excerpt.h"
 #include "convert/tokenizer_files.h"
 #include "ember/convert.h"
+#include "ember/io.h"
 
 namespace ember {
 namespace {
@@ -23,16 +24,7 @@ namespace {
 using json = nlohmann::json;
 
 Status read_text(const std::string& path, std::string* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    const int err = errno;
-    const std::string why = err ? std::strerror(err) : "cannot open";
-    return err == ENOENT ? not_found(path + ": " + why) : io_error(path + ": " + why);
-  }
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return io_error(path + ": read failed");
-  *out = ss.str();
+  EMBER_ASSIGN_OR_RETURN(*out, read_file(path));
   return Status::Ok();
 }
 

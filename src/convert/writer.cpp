@@ -13,84 +13,40 @@
 
 namespace ember {
 
-AtomicFile::~AtomicFile() { discard(); }
-
-void AtomicFile::discard() {
-  if (f_) {
-    std::fclose(f_);
-    f_ = nullptr;
-    std::remove(tmp_.c_str());
-  }
-}
-
-Status AtomicFile::open(const std::string& path) {
-  discard();
-  path_ = path;
-  tmp_ = path + ".tmp." + std::to_string(getpid());
-  f_ = std::fopen(tmp_.c_str(), "wbe");  // e: O_CLOEXEC, a child process never inherits it
-  if (!f_) return io_error(path + ": cannot create " + tmp_ + ": " + std::strerror(errno));
-  pos_ = 0;
-  return Status::Ok();
-}
-
-Status AtomicFile::write(const void* data, size_t size) {
-  if (!f_) return internal_error(path_ + ": write to a file that is not open");
-  if (size && std::fwrite(data, 1, size, f_) != size) {
-    std::string why = std::strerror(errno);
-    discard();
-    return io_error(path_ + ": write failed (" + why + "); the previous file, if any, is unchanged");
-  }
-  pos_ += size;
-  return Status::Ok();
-}
-
-Status AtomicFile::write_zeros(size_t n) {
-  static const char zeros[64] = {};
-  while (n > 0) {
-    size_t k = n < sizeof zeros ? n : sizeof zeros;
-    EMBER_RETURN_IF_ERROR(write(zeros, k));
-    n -= k;
-  }
-  return Status::Ok();
-}
-
-Status AtomicFile::commit() {
-  if (!f_) return internal_error(path_ + ": commit of a file that is not open");
-  bool ok = std::fflush(f_) == 0 && fsync(fileno(f_)) == 0;
-  std::string why = ok ? "" : std::strerror(errno);
-  ok = (std::fclose(f_) == 0) && ok;
-  f_ = nullptr;
-  if (!ok || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    if (why.empty()) why = std::strerror(errno);
-    std::remove(tmp_.c_str());
-    return io_error(path_ + ": could not finish writing (" + why + "); the previous file, if any, is unchanged");
-  }
-  // The rename is durable once the directory is on disk too (else a power cut can bring back the old
-  // name, or neither). Best effort: some file systems refuse fsync on a directory.
-  const size_t slash = path_.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
-}
-
-Status write_file_atomic(const std::string& path, const void* bytes, size_t size) {
-  AtomicFile f;
-  EMBER_RETURN_IF_ERROR(f.open(path));
-  EMBER_RETURN_IF_ERROR(f.write(bytes, size));
-  return f.commit();
-}
-
 Status write_model_file(const ModelSpec& spec, const std::string& path) {
   EMBER_RETURN_IF_ERROR(spec.config.validate().with_context(path));
   EMBER_RETURN_IF_ERROR(spec.validate().with_context(path));
   return write_model_file_unchecked(spec, path);
 }
 
-Status write_model_file_unchecked(const ModelSpec& spec, const std::string& path) {
+namespace {
+
+// The bytes of a model in memory, with AtomicFile's interface.
+class MemorySink {
+ public:
+  explicit MemorySink(std::vector<uint8_t>* out) : out_(out) {}
+  Status write(const void* data, size_t size) {
+    try {
+      out_->insert(out_->end(), static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + size);
+    } catch (const std::bad_alloc&) {
+      return internal_error("out of memory serializing a model (" + std::to_string(out_->size()) + " bytes so far)");
+    }
+    return Status::Ok();
+  }
+  Status write_zeros(size_t n) {
+    static const uint8_t zeros[64] = {};
+    for (; n > 0; n -= n < 64 ? n : 64) EMBER_RETURN_IF_ERROR(write(zeros, n < 64 ? n : 64));
+    return Status::Ok();
+  }
+  uint64_t position() const { return out_->size(); }
+
+ private:
+  std::vector<uint8_t>* out_;
+};
+
+// The file: the size-prefixed FlatBuffers header, then each tensor's data at a 64-byte aligned offset.
+template <class Sink>
+Status serialize(const ModelSpec& spec, Sink& f) {
   flatbuffers::FlatBufferBuilder b(1 << 16);
 
   const ModelConfig& c = spec.config;
@@ -131,8 +87,6 @@ Status write_model_file_unchecked(const ModelSpec& spec, const std::string& path
   auto root = fb::CreateModel(b, kFormatVersion, cfg, tok, b.CreateVector(tensors), b.CreateVector(meta));
   b.FinishSizePrefixed(root, kFileIdentifier);
 
-  AtomicFile f;
-  EMBER_RETURN_IF_ERROR(f.open(path));
   EMBER_RETURN_IF_ERROR(f.write(b.GetBufferPointer(), b.GetSize()));
   EMBER_RETURN_IF_ERROR(f.write_zeros(align_up(f.position()) - f.position()));
   const uint64_t data_start = f.position();
@@ -140,7 +94,25 @@ Status write_model_file_unchecked(const ModelSpec& spec, const std::string& path
     EMBER_RETURN_IF_ERROR(f.write_zeros(data_start + align_up(f.position() - data_start) - f.position()));
     EMBER_RETURN_IF_ERROR(f.write(td.data.data(), td.data.size()));
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status write_model_file_unchecked(const ModelSpec& spec, const std::string& path) {
+  AtomicFile f;
+  EMBER_RETURN_IF_ERROR(f.open(path));
+  EMBER_RETURN_IF_ERROR(serialize(spec, f));
   return f.commit();
+}
+
+Result<std::shared_ptr<const Model>> load_model_spec(const ModelSpec& spec, const std::string& name) {
+  EMBER_RETURN_IF_ERROR(spec.config.validate().with_context(name));
+  EMBER_RETURN_IF_ERROR(spec.validate().with_context(name));
+  std::vector<uint8_t> bytes;
+  MemorySink sink(&bytes);
+  EMBER_RETURN_IF_ERROR(serialize(spec, sink).with_context(name));
+  return Model::load_from_buffer(bytes.data(), bytes.size(), name);
 }
 
 Result<ModelSpec> read_model_file(const std::string& path) {
@@ -149,6 +121,7 @@ Result<ModelSpec> read_model_file(const std::string& path) {
   spec.config = file->config();
   EMBER_ASSIGN_OR_RETURN(spec.tokenizer, file->load_tokenizer());
   spec.metadata = file->metadata();
+  spec.source_files = {path};
   for (const TensorView& v : file->tensors()) {
     TensorData td;
     td.name = v.name;

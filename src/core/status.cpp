@@ -1,5 +1,8 @@
 #include "ember/status.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace ember {
 
 const char* status_code_name(StatusCode code) {
@@ -14,6 +17,12 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kInternal: return "internal error";
   }
   return "unknown";
+}
+
+void die_value_of_error(const Status& status) {
+  std::fprintf(stderr, "ember: value() of an error Result (check ok() first): %s\n", status.message().c_str());
+  std::fflush(stderr);
+  std::abort();
 }
 
 }  // namespace ember

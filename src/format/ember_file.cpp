@@ -1,5 +1,7 @@
 #include "format/ember_file.h"
 
+#include "core/file_io.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -7,6 +9,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -39,33 +42,20 @@ std::string shape_str(const std::vector<uint64_t>& s) {
 
 EmberFile::~EmberFile() {
   if (mapped_ && base_) munmap(const_cast<uint8_t*>(base_), size_);
+  std::free(owned_);
 }
 
 Result<std::unique_ptr<EmberFile>> EmberFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error(path + ": cannot open: " + std::strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return io_error(path + ": cannot stat: " + std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return invalid_file(path + ": not a regular file");
-  }
-  if (st.st_size < 16) {
-    ::close(fd);
-    return invalid_file(path + ": file is " + std::to_string(st.st_size) + " bytes, too small for an ember model");
-  }
-  void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-  int e = errno;
-  ::close(fd);
-  if (p == MAP_FAILED) return io_error(path + ": mmap failed: " + std::strerror(e));
+  EMBER_ASSIGN_OR_RETURN(InputFile in, InputFile::open(path));
+  if (in.size() < 16)
+    return invalid_file(path + ": file is " + std::to_string(in.size()) + " bytes, too small for an ember model");
+  if (in.size() > SIZE_MAX) return unsupported(path + ": file is too large to map on this host");
+  void* p = mmap(nullptr, static_cast<size_t>(in.size()), PROT_READ, MAP_PRIVATE, in.fd(), 0);
+  if (p == MAP_FAILED) return io_error(path + ": mmap failed: " + std::strerror(errno));
   std::unique_ptr<EmberFile> f(new EmberFile());
   f->path_ = path;
   f->base_ = static_cast<const uint8_t*>(p);
-  f->size_ = static_cast<uint64_t>(st.st_size);
+  f->size_ = in.size();
   f->mapped_ = true;
   EMBER_RETURN_IF_ERROR(f->parse());
   return f;
@@ -79,6 +69,22 @@ Result<std::unique_ptr<EmberFile>> EmberFile::from_buffer(const uint8_t* data, s
   if (size < 16) return invalid_file(f->path_ + ": file is " + std::to_string(size) + " bytes, too small for an ember model");
   if (reinterpret_cast<uintptr_t>(data) % kTensorAlignment != 0)
     return invalid_argument(f->path_ + ": buffer must be 64-byte aligned");
+  EMBER_RETURN_IF_ERROR(f->parse());
+  return f;
+}
+
+Result<std::unique_ptr<EmberFile>> EmberFile::from_copy(const void* data, size_t size, std::string name) {
+  if (!data && size) return invalid_argument(name + ": null buffer of " + std::to_string(size) + " bytes");
+  if (size < 16) return invalid_file(name + ": file is " + std::to_string(size) + " bytes, too small for an ember model");
+  if (size > SIZE_MAX - kTensorAlignment) return invalid_argument(name + ": buffer too large");
+  void* copy = std::aligned_alloc(kTensorAlignment, (size + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment);
+  if (!copy) return internal_error(name + ": out of memory copying " + std::to_string(size) + " bytes");
+  std::memcpy(copy, data, size);
+  std::unique_ptr<EmberFile> f(new EmberFile());
+  f->owned_ = copy;
+  f->path_ = std::move(name);
+  f->base_ = static_cast<const uint8_t*>(copy);
+  f->size_ = size;
   EMBER_RETURN_IF_ERROR(f->parse());
   return f;
 }

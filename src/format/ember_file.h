@@ -38,6 +38,8 @@ class EmberFile {
   static Result<std::unique_ptr<EmberFile>> open(const std::string& path);
   // Verifies a buffer that the caller keeps alive (fuzzing, tests). `name` appears in messages.
   static Result<std::unique_ptr<EmberFile>> from_buffer(const uint8_t* data, size_t size, std::string name);
+  // Verifies a copy of `data` in 64-byte aligned memory that the EmberFile owns.
+  static Result<std::unique_ptr<EmberFile>> from_copy(const void* data, size_t size, std::string name);
   ~EmberFile();
   EmberFile(const EmberFile&) = delete;
   EmberFile& operator=(const EmberFile&) = delete;
@@ -63,6 +65,7 @@ class EmberFile {
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
   bool mapped_ = false;
+  void* owned_ = nullptr;  // from_copy(): the aligned copy, freed on destruction
   uint32_t version_ = 0;
   ModelConfig config_;
   std::vector<TensorView> tensors_;

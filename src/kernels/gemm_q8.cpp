@@ -1,5 +1,7 @@
 #include "kernels/gemm_q8.h"
 
+#include "core/threadpool.h"
+
 namespace ember {
 namespace {
 
@@ -31,10 +33,10 @@ void gemm_q8_parallel(pthreadpool_t pool, const Kernels& K, const GemmQ8Args& a)
     }
     size_t tile = (a.out + threads * 8 - 1) / (threads * 8);
     tile = tile < 16 ? 16 : (tile + 3) / 4 * 4;
-    pthreadpool_parallelize_1d_tile_1d(pool, out_tiles, &task, a.out, tile, 0);
+    pthreadpool_parallelize_1d_tile_1d(pool, out_tiles, &task, a.out, tile, parallel_flags());
     return;
   }
-  pthreadpool_parallelize_2d_tile_2d(pool, token_out_tiles, &task, a.batch, a.out, kGemmQ8TokenTile, kGemmQ8OutTile, 0);
+  pthreadpool_parallelize_2d_tile_2d(pool, token_out_tiles, &task, a.batch, a.out, kGemmQ8TokenTile, kGemmQ8OutTile, parallel_flags());
 }
 
 }  // namespace ember

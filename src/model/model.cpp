@@ -91,6 +91,11 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& path) {
   return Impl::load_file(std::move(file));
 }
 
+Result<std::shared_ptr<const Model>> Model::load_from_buffer(const void* data, size_t size, const std::string& name) {
+  EMBER_ASSIGN_OR_RETURN(std::unique_ptr<EmberFile> file, EmberFile::from_copy(data, size, name));
+  return Impl::load_file(std::move(file));
+}
+
 Result<std::shared_ptr<const Model>> Model::Impl::load_file(std::unique_ptr<EmberFile> file) {
   const std::string path = file->path();
   try {

@@ -128,7 +128,7 @@ void Session::Impl::attention(size_t layer, size_t B) {
   // through; within a block (f32 cache) each L1-sized chunk of them serves all the block's queries.
   AttentionTask task{this, layer, B};
   pthreadpool_parallelize_2d(pool->get(), reinterpret_cast<pthreadpool_task_2d_t>(attention_block), &task, H,
-                             (B + kAttentionQueries - 1) / kAttentionQueries, 0);
+                             (B + kAttentionQueries - 1) / kAttentionQueries, parallel_flags());
 }
 
 Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, const LogitsCallback* each,
@@ -256,7 +256,7 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   I.L = c.n_layer;
   I.n_batch = opts.n_batch < c.n_ctx ? opts.n_batch : c.n_ctx;
   const size_t B = I.n_batch;
-  I.pool.reset(new ThreadPool(opts.n_threads));
+  I.pool.reset(new ThreadPool(opts.n_threads, opts.oversubscribe));
   I.kv_type = opts.kv_type;
   const size_t kv_rows = I.L * I.H * I.T;
   if (I.kv_type == KvType::kInt8) {
@@ -326,6 +326,7 @@ Status Session::classify(float* probs) {
   return Status::Ok();
 }
 size_t Session::n_past() const { return impl_->n_past; }
+uint32_t Session::n_threads() const { return static_cast<uint32_t>(impl_->pool->n_threads()); }
 size_t Session::n_ctx() const { return impl_->T; }
 size_t Session::n_vocab() const { return impl_->V; }
 const Model& Session::model() const { return *impl_->model; }
@@ -382,14 +383,23 @@ Result<PerplexityResult> compute_perplexity(Session& s, const std::vector<int32_
   const size_t V = s.n_vocab();
   double nll = 0.0;
   size_t count = 0;
+  size_t bad = SIZE_MAX;  // the first token position whose logits are not all finite
   for (size_t w = 0; w < tokens.size(); w += ctx) {
     const size_t len = tokens.size() - w < ctx ? tokens.size() - w : ctx;
     if (len < 2) break;
     const int32_t* win = tokens.data() + w;
     Session::LogitsCallback cb = [&](size_t i, const float* logits) {
-      if (i + 1 >= len) return;
+      if (i + 1 >= len || bad != SIZE_MAX) return;
       float mx = logits[0];
-      for (size_t j = 1; j < V; ++j) mx = logits[j] > mx ? logits[j] : mx;
+      bool finite = true;
+      for (size_t j = 0; j < V; ++j) {
+        finite &= std::isfinite(logits[j]);
+        mx = logits[j] > mx ? logits[j] : mx;
+      }
+      if (!finite) {
+        bad = w + i;
+        return;
+      }
       double sum = 0.0;
       for (size_t j = 0; j < V; ++j) sum += std::exp(static_cast<double>(logits[j]) - mx);
       nll += std::log(sum) + mx - logits[win[i + 1]];
@@ -397,6 +407,13 @@ Result<PerplexityResult> compute_perplexity(Session& s, const std::vector<int32_
     };
     s.reset();
     EMBER_RETURN_IF_ERROR(s.prefill(win, len, &cb));
+    if (bad != SIZE_MAX) {
+      s.reset();
+      return invalid_file("perplexity: the model's logits are not finite (NaN or infinite) at token " +
+                          std::to_string(bad) + " of " + std::to_string(tokens.size()) +
+                          " (a weight is NaN or infinite, or the activations overflow)" +
+                          (s.model().path().empty() ? std::string() : " in " + s.model().path()));
+    }
     if (progress) progress(w + len, tokens.size());
   }
   s.reset();

@@ -145,6 +145,13 @@ const std::string& Tokenizer::token_bytes(int32_t id) const {
   return impl_->tokens[static_cast<size_t>(id)];
 }
 
+bool Tokenizer::is_special(int32_t id) const { return id < 0 || id >= n_vocab() || id == eot_id(); }
+
+std::string Tokenizer::piece(int32_t id) const {
+  if (id >= 0 && id < n_vocab()) return impl_->tokens[static_cast<size_t>(id)];
+  return "<|token " + std::to_string(id) + "|>";
+}
+
 Result<std::string> Tokenizer::decode(const std::vector<int32_t>& ids) const {
   const int32_t n = n_vocab();
   size_t total = 0;

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "core/threadpool.h"
 #include "kernels/kernels.h"
 
 namespace ember {
@@ -210,7 +211,7 @@ void run_row_split(pthreadpool_t pool, Job& J) {
     if (J.rowsum) rowsums(J, i0, i1);
   };
   if (groups == 1) task(0);
-  else pthreadpool_parallelize_1d(pool, task, groups, 0);
+  else pthreadpool_parallelize_1d(pool, task, groups, parallel_flags());
 }
 
 // B packed per call: tasks are groups of column panels; each packs its own panels (no extra pass over
@@ -236,7 +237,7 @@ void run_col_split(pthreadpool_t pool, Job& J) {
   if (!pool || tasks == 1) {
     for (size_t g = 0; g < tasks; ++g) task(g);
   } else {
-    pthreadpool_parallelize_1d(pool, task, tasks, 0);
+    pthreadpool_parallelize_1d(pool, task, tasks, parallel_flags());
   }
 }
 

@@ -1,6 +1,7 @@
 #include "train/ops.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include "core/threadpool.h"
 #include "kernels/avx2/exp_avx2.h"
 #define EMBER_TRAIN_AVX2 1
 #endif
@@ -22,7 +23,7 @@ constexpr size_t kElemTile = 16384;  // elements per task for elementwise ops
 
 template <class F>
 void parallel_tiles(pthreadpool_t pool, size_t n, size_t tile, const F& f) {
-  pthreadpool_parallelize_1d_tile_1d(pool, f, n, tile, 0);
+  pthreadpool_parallelize_1d_tile_1d(pool, f, n, tile, parallel_flags());
 }
 
 // ---- activation derivatives -------------------------------------------------------------------------
@@ -233,7 +234,7 @@ void attention_forward(const OpContext& ctx, float* out, float* att, const float
     }
     gemm_f32(nullptr, T, D, T, MatRef{p, T, 1}, MatRef{q + 2 * C, C3, 1}, nullptr, out + b * T * C + h * D, C, false,
              S.pack);
-  }, B, H, 0);
+  }, B, H, parallel_flags());
 }
 
 void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, const float* qkv, const float* att,
@@ -276,7 +277,7 @@ void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, co
     // S = Q K^T:  dQ = dS K,  dK = dS^T Q.
     gemm_f32(nullptr, T, D, T, MatRef{S.dp, T, 1}, MatRef{k, C3, 1}, nullptr, dq, C3, false, S.pack);
     gemm_f32(nullptr, T, D, T, MatRef{S.dp, 1, T}, MatRef{q, C3, 1}, nullptr, dk, C3, false, S.pack);
-  }, B, H, 0);
+  }, B, H, parallel_flags());
 }
 
 // ---- activations ----------------------------------------------------------------------------------------

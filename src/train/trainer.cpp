@@ -21,6 +21,7 @@
 #include <random>
 
 #include "core/threadpool.h"
+#include "ember/io.h"
 #include "kernels/kernels.h"
 #include "train/gemm_f32.h"
 #include "train/ops.h"
@@ -227,7 +228,7 @@ Status Trainer::Impl::init(const ModelConfig& c, const TrainOptions& o) {
   Tmax = opts.seq_len, Bmax = opts.batch, Nmax = Bmax * Tmax;
   pre = c.norm == NormPlacement::kPreLN;
   K = &kernels();
-  pool.reset(new ThreadPool(opts.n_threads));
+  pool.reset(new ThreadPool(opts.n_threads, opts.oversubscribe));
   if (Nmax > (size_t{1} << 24)) return invalid_argument("trainer: batch * seq_len is too large");
 
   // Parameters in required_tensors order.
@@ -363,7 +364,7 @@ void Trainer::Impl::pack_weights() {
   pthreadpool_parallelize_1d(pool->get(), [this](size_t i) {
     const Packed& pk = wpacked[i];
     train::pack_linear_weight(params.p + pk.w, pk.in, pk.out, pk.p, pk.dx);
-  }, wpacked.size(), 0);
+  }, wpacked.size(), parallel_flags());
   packed_dirty = false;
 }
 
@@ -429,7 +430,7 @@ Status Trainer::Impl::forward(const int32_t* tokens, const int32_t* targets, siz
   if (training) ++forwards;
   if (packed_dirty) pack_weights();
   pthreadpool_parallelize_1d(pool->get(), [this, fwd](size_t s) { shard_forward(s, fwd); }, shards_now(),
-                             0);
+                             parallel_flags());
   // The mean over counted rows, summed in row order: the same for any sharding.
   *loss = 0.0f;
   count = 0;
@@ -548,13 +549,13 @@ Status Trainer::Impl::backward(float scale) {
   if (count == 0 && (!classify || cls_count == 0)) return Status::Ok();  // every target ignored: zero gradient
   const size_t n = shards_now();
   pthreadpool_parallelize_1d(pool->get(), [this, scale](size_t s) { shard_backward(s, scale); }, n,
-                             0);
+                             parallel_flags());
   if (n > 1) {
     // grads (holding shard 0's part) += shard 1 + shard 2 + ..., in that order.
     float* g = grads.p;
     pthreadpool_parallelize_1d_tile_1d(pool->get(), [&](size_t i0, size_t k) {
       for (size_t s = 1; s < n; ++s) K->add_f32(shard_grad(s) + i0, g + i0, k);
-    }, n_params, kChunk, 0);
+    }, n_params, kChunk, parallel_flags());
   }
   return Status::Ok();
 }
@@ -736,7 +737,7 @@ double Trainer::grad_norm() const {
     double s = 0.0;
     for (size_t i = i0; i < i0 + k; ++i) s += static_cast<double>(g[i]) * g[i];
     parts[i0 / kChunk] = s;
-  }, n, kChunk, 0);
+  }, n, kChunk, parallel_flags());
   double s = 0.0;
   for (size_t c = 0; c < (n + kChunk - 1) / kChunk; ++c) s += parts[c];
   return std::sqrt(s);
@@ -749,7 +750,7 @@ double Trainer::clip_grad_norm(double max_norm) {
     float* g = impl_->grads.p;
     pthreadpool_parallelize_1d_tile_1d(impl_->pool->get(), [&](size_t i0, size_t k) {
       for (size_t i = i0; i < i0 + k; ++i) g[i] *= c;
-    }, impl_->n_params, kChunk, 0);
+    }, impl_->n_params, kChunk, parallel_flags());
   }
   return norm;
 }
@@ -785,7 +786,7 @@ void Trainer::step(float lr, const AdamWOptions& opt) {
         w[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_bc2_sqrt + eps);
       }
     }
-  }, I.n_params, kChunk, 0);
+  }, I.n_params, kChunk, parallel_flags());
   I.packed_dirty = true;
 }
 
@@ -819,6 +820,8 @@ float* Trainer::grad(const std::string& name) {
   return nullptr;
 }
 uint64_t Trainer::steps() const { return impl_->steps; }
+uint32_t Trainer::n_threads() const { return static_cast<uint32_t>(impl_->pool->n_threads()); }
+
 size_t Trainer::memory_bytes() const {
   const Impl& I = *impl_;
   const size_t floats = 4 * I.n_params + I.wpack.n + I.acts.n + I.shard_scratch.n + I.shard_grads.n +
@@ -873,16 +876,10 @@ Status Trainer::save_state(const std::string& path) const {
 
 Status Trainer::load_state(const std::string& path) {
   Impl& I = *impl_;
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return not_found(path + ": cannot open optimizer state");
-  std::vector<uint8_t> buf;
-  uint8_t chunk[1 << 16];
-  size_t got;
-  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) buf.insert(buf.end(), chunk, chunk + got);
-  const bool err = std::ferror(f) != 0;
-  std::fclose(f);
-  if (err) return io_error(path + ": read error");
   const size_t n = I.n_params, want = 48 + 2 * n * sizeof(float) + 8;
+  auto read = read_file(path, want + 1);  // one byte more than a state of this model: "trailing bytes" below
+  if (!read.ok()) return read.status().with_context("optimizer state");
+  const std::string& buf = read.value();
   if (buf.size() < 48 || std::memcmp(buf.data(), kStateMagic, 8) != 0)
     return invalid_file(path + ": not an ember optimizer state file");
   uint32_t version;

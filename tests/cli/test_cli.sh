@@ -80,7 +80,7 @@ expect_fail "invalid UTF-8 prompt" "UTF-8" "$G" -m "$M" -p $'ab\xff\xfecd'
 expect_fail "unknown character" "not in the vocabulary" "$G" -m "$M" -p "x~y"
 expect_fail "threads 0" "--threads must be between 1" "$G" -m "$M" -p "First" --threads 0
 expect_fail "no model" "no model given" "$G" -p "hi"
-expect_fail "missing model file" "cannot open" "$G" -m "$T/nope.ember" -p "hi"
+expect_fail "missing model file" "no such file" "$G" -m "$T/nope.ember" -p "hi"
 expect_fail "unknown option" "unknown option" "$G" -m "$M" -p "hi" --bogus
 expect_fail "bad number" "must be a number" "$G" -m "$M" -p "hi" --temp warm
 expect_fail "token id out of range" "outside the vocabulary" "$G" -m "$M" --ids "1 2 999"

@@ -140,7 +140,7 @@ TEST_CASE("format: wrong file identifier and foreign files") {
   CHECK_FALSE(load_error(p).empty());
   write_all(p, "#!/bin/sh\necho this is not a model\n");
   CHECK(load_error(p).find("not an ember model") != std::string::npos);
-  CHECK(load_error(tmp_path("does-not-exist.ember")).find("cannot open") != std::string::npos);
+  CHECK(load_error(tmp_path("does-not-exist.ember")).find("no such file") != std::string::npos);
   std::remove(p.c_str());
 }
 

@@ -6,10 +6,13 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -19,12 +22,14 @@
 #include <string>
 #include <vector>
 
+#include "convert/atomic_file.h"
 #include "convert/import.h"
 #include "convert/safetensors.h"
 #include "convert/tokenizer_files.h"
 #include "convert/writer.h"
 #include "ember/convert.h"
 #include "ember/dataset.h"
+#include "ember/io.h"
 #include "ember/model.h"
 #include "ember/quantize.h"
 #include "ember/sampler.h"
@@ -71,6 +76,11 @@ std::string error_of(const R& r) {
   REQUIRE_FALSE(r.ok());
   CHECK_FALSE(r.status().message().empty());
   return r.status().message();
+}
+std::string error_of(const ember::Status& s) {
+  REQUIRE_FALSE(s.ok());
+  CHECK_FALSE(s.message().empty());
+  return s.message();
 }
 
 // A small float model: chars tokenizer "\n abcdefghi", n_ctx 8.
@@ -241,14 +251,15 @@ TEST_CASE("security: the reference kernel quantizes NaN activations to 0, not th
 }
 
 TEST_CASE("security: a model with NaN weights runs and samples tokens of its vocabulary") {
-  ember::ModelSpec s = tiny_spec();
-  set_f32(tensor(s, "ln_f.weight"), 2, std::numeric_limits<float>::quiet_NaN());
-  set_f32(tensor(s, "h.0.mlp.c_fc.bias"), 0, std::numeric_limits<float>::infinity());
+  // ember's writer and quantizer refuse such a model (below); a file from elsewhere can still hold one.
   for (bool int8 : {false, true}) {
     CAPTURE(int8);
+    ember::ModelSpec s = tiny_spec();
     if (int8) REQUIRE(ember::quantize_model(s, {}).ok());
+    set_f32(tensor(s, "ln_f.weight"), 2, std::numeric_limits<float>::quiet_NaN());
+    set_f32(tensor(s, "h.0.mlp.c_fc.bias"), 0, std::numeric_limits<float>::infinity());
     const std::string p = tmp(int8 ? "nan8.ember" : "nan.ember");
-    REQUIRE(ember::write_model_file(s, p).ok());
+    REQUIRE(ember::write_model_file_unchecked(s, p).ok());
     auto m = ember::Model::load(p);
     REQUIRE(m.ok());
     auto session = ember::Session::create(*m, {});
@@ -473,4 +484,223 @@ TEST_CASE("security: the committed fuzz seeds are valid inputs of their parsers"
     CHECK(ember::parse_jsonl_dataset(read_all(f), f).ok() == !contains(f, "bad_"));
   }
   CHECK(files("bpe_encode").size() > 10);
+}
+
+// ---- Hostile input, round two (issue 14): the library side of each class ----------------------------
+
+namespace {
+
+// Runs `f` in a child process; returns its wait status and what it wrote to stderr.
+template <typename F>
+std::pair<int, std::string> in_child(F f) {
+  const std::string err = tmp("child_stderr");
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // The child is no test runner: default signal actions (doctest's crash handlers report a crash as a
+    // test failure and carry on), its own stderr, no stdout.
+    for (int sig : {SIGABRT, SIGSEGV, SIGFPE, SIGILL, SIGBUS, SIGTERM, SIGINT, SIGHUP}) std::signal(sig, SIG_DFL);
+    if (!std::freopen(err.c_str(), "w", stderr) || !std::freopen("/dev/null", "w", stdout)) _exit(99);
+    std::setvbuf(stderr, nullptr, _IONBF, 0);
+    f();
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  return {status, read_all(err)};
+}
+
+}  // namespace
+
+TEST_CASE("security: value() of an error Result aborts with the message, never throws") {
+  auto [status, err] = in_child([] {
+    ember::Result<std::string> r = ember::invalid_argument("token 7 is special");
+    std::string v = r.value();  // a caller's bug
+    std::fputs(v.c_str(), stdout);
+  });
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGABRT);
+  CHECK(contains(err, "value() of an error Result"));
+  CHECK(contains(err, "token 7 is special"));
+  CHECK_FALSE(contains(err, "bad_variant_access"));
+  // A Result made from an ok Status is an error that says so, not a Result without a value.
+  ember::Result<int> odd = ember::Status::Ok();
+  CHECK_FALSE(odd.ok());
+  CHECK(odd.status().code() == ember::StatusCode::kInternal);
+  CHECK(contains(odd.status().message(), "ok Status without a value"));
+}
+
+TEST_CASE("security: read_file refuses FIFOs, devices and directories before blocking, and stops at its limit") {
+  const std::string fifo = tmp("fifo"), dir = tmp("dir"), big = tmp("big.txt");
+  std::remove(fifo.c_str());
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);  // no writer: an open without O_NONBLOCK would block forever
+  CHECK(contains(error_of(ember::read_file(fifo)), fifo + ": is not a regular file (a FIFO)"));
+  CHECK(contains(load_error(fifo), "a FIFO"));
+  CHECK(contains(error_of(ember::import_model(fifo + ".safetensors")), "no such file"));
+  std::remove(fifo.c_str());
+  CHECK(contains(error_of(ember::read_file("/dev/zero")), "/dev/zero: is not a regular file (a character device)"));
+  CHECK(contains(load_error("/dev/zero"), "character device"));
+  mkdir(dir.c_str(), 0700);
+  CHECK(contains(error_of(ember::read_file(dir)), dir + ": is a directory"));
+  CHECK(contains(error_of(ember::read_jsonl_dataset(dir)), "is a directory"));
+  CHECK(error_of(ember::read_file(tmp("missing"))).find("no such file") != std::string::npos);
+  CHECK(ember::read_file(tmp("missing")).status().code() == ember::StatusCode::kNotFound);
+  write_all(big, std::string(1000, 'x'));
+  REQUIRE(ember::read_file(big, 1000).ok());
+  CHECK(ember::read_file(big, 1000)->size() == 1000);
+  CHECK(contains(error_of(ember::read_file(big, 999)), "larger than the limit of 999 bytes"));
+  // Files that report size 0 but hold data (procfs) are read to their end, and to no more than the limit.
+  auto self = ember::read_file("/proc/self/status");
+  REQUIRE(self.ok());
+  CHECK(contains(*self, "Name:"));
+  CHECK(contains(error_of(ember::read_file("/proc/self/status", 10)), "larger than the limit of 10 bytes"));
+}
+
+TEST_CASE("security: same_file sees one file through links, .. and names not yet created") {
+  const std::string a = tmp("same_a"), link = tmp("same_link");
+  write_all(a, "x");
+  std::remove(link.c_str());
+  REQUIRE(symlink(a.c_str(), link.c_str()) == 0);
+  CHECK(ember::same_file(a, link));
+  CHECK(ember::same_file(a, ember_test::temp_dir() + "/../" + ember_test::temp_dir().substr(1) + "/ember_security_same_a"));
+  CHECK_FALSE(ember::same_file(a, tmp("same_b")));
+  CHECK(ember::same_file(tmp("new_x"), ember_test::temp_dir() + "/./ember_security_new_x"));
+  CHECK_FALSE(ember::same_file(tmp("new_x"), tmp("new_y")));
+}
+
+TEST_CASE("security: non-finite weights are refused when a model is written or read back, naming tensor and element") {
+  ember::ModelSpec s = tiny_spec();
+  set_f32(tensor(s, "h.0.ln_2.bias"), 3, std::numeric_limits<float>::quiet_NaN());
+  const std::string p = tmp("nan_written.ember");
+  CHECK(contains(error_of(ember::write_model_file(s, p)), "tensor 'h.0.ln_2.bias' holds NaN at element 3; a model needs finite weights"));
+  REQUIRE(ember::write_model_file_unchecked(s, p).ok());  // a file from elsewhere
+  CHECK(contains(error_of(ember::read_model_file(p)), "tensor 'h.0.ln_2.bias' holds NaN at element 3"));
+  CHECK(contains(error_of(ember::import_model(p)), "holds NaN"));
+  CHECK(contains(error_of(ember::load_model_spec(s, "spec")), "holds NaN"));
+  set_f32(tensor(s, "h.0.ln_2.bias"), 3, 0.0f);
+  set_f32(tensor(s, "wpe"), 5, -std::numeric_limits<float>::infinity());
+  CHECK(contains(error_of(ember::write_model_file(s, p)), "tensor 'wpe' holds an infinity at element 5"));
+}
+
+TEST_CASE("security: perplexity of a model whose forward pass is NaN is an error naming the position") {
+  ember::ModelSpec s = tiny_spec();
+  set_f32(tensor(s, "wpe"), 5 * 8 + 1, std::numeric_limits<float>::quiet_NaN());  // position 5
+  const std::string p = tmp("nan_ppl.ember");
+  REQUIRE(ember::write_model_file_unchecked(s, p).ok());
+  auto m = ember::Model::load(p);
+  REQUIRE(m.ok());
+  auto session = ember::Session::create(*m, {});
+  REQUIRE(session.ok());
+  // Positions 0-4 are finite, the NaN reaches 5 and every later one (through attention).
+  const std::vector<int32_t> ids = {1, 2, 3, 1, 2, 4, 5, 6, 1, 2};
+  const std::string e = error_of(ember::compute_perplexity(**session, ids, 8));
+  CHECK(contains(e, "not finite"));
+  CHECK(contains(e, "at token 5 of 10"));
+  CHECK(contains(e, p));
+  // Windows of 5 never reach position 5.
+  auto ok = ember::compute_perplexity(**session, ids, 5);
+  REQUIRE(ok.ok());
+  CHECK(std::isfinite(ok->ppl));
+}
+
+TEST_CASE("security: a model from memory equals the model from its file, and hostile buffers are refused") {
+  ember::ModelSpec s = tiny_spec();
+  const std::string p = tmp("buffer.ember");
+  REQUIRE(ember::write_model_file(s, p).ok());
+  const std::string bytes = read_all(p);
+  auto from_file = ember::Model::load(p);
+  REQUIRE(from_file.ok());
+  std::vector<float> logits[3];
+  int k = 0;
+  for (auto m : {*from_file, ember::Model::load_from_buffer(bytes.data() + 0, bytes.size(), "buf").value(),
+                 ember::load_model_spec(s, "spec").value()}) {
+    auto session = ember::Session::create(m, {});
+    REQUIRE(session.ok());
+    const std::vector<int32_t> ids = {1, 2, 3};
+    REQUIRE((*session)->prefill(ids.data(), ids.size()).ok());
+    logits[k++].assign((*session)->logits(), (*session)->logits() + 11);
+  }
+  CHECK(logits[0] == logits[1]);
+  CHECK(logits[0] == logits[2]);
+  // An odd address is fine (the model keeps an aligned copy); truncation and NULL are errors.
+  std::string shifted = " " + bytes;
+  CHECK(ember::Model::load_from_buffer(shifted.data() + 1, bytes.size(), "odd").ok());
+  CHECK(contains(error_of(ember::Model::load_from_buffer(bytes.data(), bytes.size() - 100, "cut")), "cut"));
+  CHECK(contains(error_of(ember::Model::load_from_buffer(nullptr, 100, "null")), "null buffer"));
+  CHECK(contains(error_of(ember::Model::load_from_buffer(bytes.data(), 3, "tiny")), "too small"));
+}
+
+TEST_CASE("security: ids beyond the tokenizer decode to printable placeholders, and are special") {
+  ember::ModelSpec s = tiny_spec();
+  const ember::Tokenizer& tok = s.tokenizer;
+  CHECK(tok.piece(3) == "b");
+  CHECK_FALSE(tok.is_special(3));
+  CHECK(tok.piece(11) == "<|token 11|>");  // a classifier's start token: n_vocab 13, tokenizer 11
+  CHECK(tok.piece(-1) == "<|token -1|>");
+  CHECK(tok.is_special(11));
+  CHECK(tok.is_special(-1));
+  CHECK_FALSE(tok.decode({1, 11}).ok());  // decode() stays strict
+  ember::Tokenizer none;
+  CHECK(none.piece(0) == "<|token 0|>");
+}
+
+TEST_CASE("security: SIGTERM, SIGINT and SIGHUP remove a temporary being written; SIGXFSZ becomes an error") {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    CAPTURE(sig);
+    const std::string out = tmp("signalled.bin");
+    write_all(out, "previous");
+    auto [status, err] = in_child([&] {
+      ember::remove_temporaries_on_signals("writer");
+      ember::AtomicFile f;
+      if (!f.open(out).ok() || !f.write("partial", 7).ok()) _exit(98);
+      raise(sig);
+      _exit(97);  // not reached
+    });
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == sig);
+    CHECK(contains(err, "writer: "));
+    CHECK(contains(err, "removed the partly written output"));
+    CHECK(read_all(out) == "previous");
+    DIR* d = opendir(ember_test::temp_dir().c_str());
+    REQUIRE(d);
+    int temps = 0;
+    while (const dirent* e = readdir(d)) temps += std::string(e->d_name).rfind("ember_security_signalled.bin.tmp.", 0) == 0;
+    closedir(d);
+    CHECK(temps == 0);
+  }
+  // Past `ulimit -f`: a write error with the usual message, the temporary removed, the process alive.
+  const std::string out = tmp("xfsz.bin");
+  write_all(out, "previous");
+  auto [status, err] = in_child([&] {
+    ember::remove_temporaries_on_signals("writer");
+    struct rlimit lim = {4096, 4096};
+    setrlimit(RLIMIT_FSIZE, &lim);
+    const std::string big(1 << 16, 'x');
+    const ember::Status st = ember::write_file_atomic(out, big.data(), big.size());
+    std::fputs(st.message().c_str(), stderr);
+    _exit(st.ok() ? 1 : 0);
+  });
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CAPTURE(err);
+  CHECK(contains(err, out + ": write failed (File too large); the previous file, if any, is unchanged"));
+  CHECK(read_all(out) == "previous");
+}
+
+TEST_CASE("security: threads beyond the CPUs are capped unless oversubscribe is asked for") {
+  auto m = ember::load_model_spec(tiny_spec(), "tiny");
+  REQUIRE(m.ok());
+  const size_t cpus = ember::available_cpus();
+  REQUIRE(cpus >= 1);
+  ember::SessionOptions so;
+  so.n_threads = 64;
+  auto capped = ember::Session::create(*m, so);
+  REQUIRE(capped.ok());
+  CHECK((*capped)->n_threads() == std::min<size_t>(cpus, 64));
+  so.n_threads = 1;
+  CHECK(ember::Session::create(*m, so).value()->n_threads() == 1);
+  so.n_threads = static_cast<uint32_t>(cpus) + 1;
+  so.oversubscribe = true;
+  CHECK(ember::Session::create(*m, so).value()->n_threads() == cpus + 1);
 }

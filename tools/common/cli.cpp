@@ -1,13 +1,13 @@
 #include "cli.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sstream>
-#include <thread>
 
 namespace ember_cli {
 
@@ -139,15 +139,6 @@ void check(const std::string& prog, const ember::Status& s) {
   if (!s.ok()) fail(prog, s.message());
 }
 
-ember::Result<std::string> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return ember::io_error(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return ember::io_error(path + ": read failed");
-  return ss.str();
-}
-
 ember::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
   size_t i = 0;
@@ -169,8 +160,26 @@ ember::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
   return ids;
 }
 
+void check_outputs(const std::string& prog, const std::vector<std::string>& outputs,
+                   const std::vector<std::string>& inputs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const std::string& out = outputs[i];
+    struct stat st;
+    if (out.empty()) fail(prog, "an output path is empty");
+    if (stat(out.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) fail(prog, out + ": is a directory; give a file name to write");
+    const size_t slash = out.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : out.substr(0, slash);
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail(prog, out + ": the directory " + dir + " does not exist");
+    for (const std::string& in : inputs)
+      if (ember::same_file(out, in))
+        fail(prog, out + ": is also an input (" + in + "); writing it would destroy that input, choose another output");
+    for (size_t j = 0; j < i; ++j)
+      if (ember::same_file(out, outputs[j])) fail(prog, out + " and " + outputs[j] + " are one file; give two different outputs");
+  }
+}
+
 ember::Result<std::vector<int32_t>> read_token_file(const std::string& path) {
-  EMBER_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  EMBER_ASSIGN_OR_RETURN(std::string bytes, ember::read_file(path));
   if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".bin") == 0) {
     if (bytes.size() % 2 != 0)
       return ember::invalid_file(path + ": " + std::to_string(bytes.size()) + " bytes is not a whole number of uint16 token ids");
@@ -207,8 +216,8 @@ std::string json_escape(const std::string& s) {
 }
 
 uint32_t default_threads() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : (n > 4 ? 4 : n);
+  const size_t n = ember::available_cpus();
+  return n > 4 ? 4 : static_cast<uint32_t>(n);
 }
 
 uint32_t threads_for(const Args& args, const ember::Model& model) {

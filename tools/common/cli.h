@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "ember/io.h"
 #include "ember/model.h"
+#include "ember/session.h"
 #include "ember/status.h"
 
 namespace ember_cli {
@@ -54,14 +56,18 @@ T check(const std::string& prog, ember::Result<T> r) {
   return std::move(r).value();
 }
 
-ember::Result<std::string> read_file(const std::string& path);
 // Token ids from a file: whitespace-separated decimal ids, or little-endian uint16 when the name ends
 // in ".bin" (nanoGPT's train.bin / val.bin).
+// Before any work: exits via fail() when an output would destroy an input or another output (the same
+// file, through links too), when it is a directory, or when its directory does not exist. Every tool
+// that writes calls it with all it reads.
+void check_outputs(const std::string& prog, const std::vector<std::string>& outputs,
+                   const std::vector<std::string>& inputs);
 ember::Result<std::vector<int32_t>> read_token_file(const std::string& path);
 // Parses "1 2 3" or "1,2,3".
 ember::Result<std::vector<int32_t>> parse_ids(const std::string& text);
 std::string json_escape(const std::string& s);  // with surrounding quotes; bytes >= 0x80 kept (valid UTF-8 assumed)
-uint32_t default_threads();                    // hardware threads, at most 4
+uint32_t default_threads();                    // the CPUs this process may use, at most 4
 // --threads of the runtime tools: "auto" is 1 for models under 10M parameters (their per-token ops are
 // too small to split: a second thread only adds waiting, a lot of it on a busy machine), else
 // default_threads(); otherwise the number given (1-1024; a usage error if not).

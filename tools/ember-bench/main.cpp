@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
   args.option("n-gen", "n", "N", "tokens for the decode test (0: skip)", "128");
   args.option("depth", "d", "D,...", "context tokens before each decode test", "0");
   args.option("kv", "", "TYPE,...", "KV cache types (f32, int8)", ember::kv_type_name(ember::SessionOptions().kv_type));
-  args.option("threads", "t", "N,...", "thread counts", "1,2");
+  args.option("threads", "t", "N,...", "thread counts (more than the CPUs this process may use are capped to them)", "1,2");
+  args.option("oversubscribe", "", "", "run thread counts above the CPU count as given (to measure what the cap avoids)");
   args.option("sessions", "s", "S,...", "concurrent sessions (streams) per test", "1");
   args.option("repeats", "r", "R", "repeats per test (median reported)", "5");
   args.option("batch", "b", "N", "prefill micro-batch size", "64");
@@ -187,13 +188,14 @@ int main(int argc, char** argv) {
     for (ember::KvType kv : kv_types) {
       ember::SessionOptions so;
       so.n_threads = static_cast<uint32_t>(th);
+      so.oversubscribe = args.has("oversubscribe");
       so.n_batch = n_batch;
       so.profile = profile;
       so.kv_type = kv;
       sessions.emplace_back();
       for (int64_t j = 0; j < ns; ++j) sessions.back().push_back(check(P, ember::Session::create(model, so)));
     }
-    const uint32_t t32 = static_cast<uint32_t>(th);
+    const uint32_t t32 = sessions[0][0]->n_threads();  // as used: capped at the CPUs unless --oversubscribe
     for (int64_t p : prompts) {
       if (static_cast<uint64_t>(p) > c.n_ctx) {
         std::fprintf(stderr, "%s: skipping pp%lld: longer than n_ctx %u\n", P.c_str(), static_cast<long long>(p), c.n_ctx);

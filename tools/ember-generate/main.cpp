@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -95,7 +96,7 @@ int main(int argc, char** argv) {
 
   ember::Utf8Stream out;
   if (!json && !args.has("no-echo") && has_tok) {
-    std::fputs(out.push(tok.decode(prompt).value()).c_str(), stdout);
+    for (int32_t id : prompt) std::fputs(out.push(tok.piece(id)).c_str(), stdout);
     std::fflush(stdout);
   }
   std::string stop_reason;
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
     history.push_back(next);
     generated.push_back(next);
     if (!json) {
-      std::string piece = has_tok ? out.push(tok.token_bytes(next)) : std::to_string(next) + " ";
+      std::string piece = has_tok ? out.push(tok.piece(next)) : std::to_string(next) + " ";
       std::fputs(piece.c_str(), stdout);
       std::fflush(stdout);
     }
@@ -120,8 +121,9 @@ int main(int argc, char** argv) {
         stop_reason = "context full (n_ctx " + std::to_string(n_ctx) + "); pass --keep-going to continue by shifting the window";
         break;
       }
-      // Learned absolute positions cannot be shifted: re-encode the most recent half window.
-      const size_t keep = n_ctx / 2;
+      // Learned absolute positions cannot be shifted: re-encode the most recent half window (at least
+      // the last token, for a model of n_ctx 1).
+      const size_t keep = n_ctx / 2 > 0 ? n_ctx / 2 : 1;
       session->reset();
       check(P, session->prefill(history.data() + history.size() - keep, keep));
       ++n_refills;
@@ -131,15 +133,21 @@ int main(int argc, char** argv) {
   }
   const double t_gen = now_seconds() - t1;
   if (json) {
-    std::string ids;
-    for (size_t i = 0; i < generated.size(); ++i) ids += (i ? ", " : "") + std::to_string(generated[i]);
-    std::string text;
-    if (has_tok) {
-      ember::Utf8Stream s;
-      text = s.push(tok.decode(generated).value());
-      text += s.flush();
+    // "special_ids": the generated ids that stand for no text (their "<|token N|>" placeholder or
+    // "<|endoftext|>" is in "text"), each once, in order of first appearance.
+    std::string ids, special, text;
+    std::set<int32_t> seen;
+    for (size_t i = 0; i < generated.size(); ++i) {
+      const int32_t id = generated[i];
+      ids += (i ? ", " : "") + std::to_string(id);
+      if (has_tok && tok.is_special(id) && seen.insert(id).second)
+        special += (special.empty() ? "" : ", ") + std::to_string(id);
+      if (has_tok) text += tok.piece(id);
     }
-    std::printf("{\"ids\": [%s], \"text\": %s}\n", ids.c_str(), json_escape(text).c_str());
+    ember::Utf8Stream s;
+    text = s.push(text) + s.flush();
+    std::printf("{\"ids\": [%s], \"special_ids\": [%s], \"text\": %s}\n", ids.c_str(), special.c_str(),
+                json_escape(text).c_str());
   } else {
     std::fputs(out.flush().c_str(), stdout);
     std::fputs("\n", stdout);
@@ -150,7 +158,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "%s: load %.0f ms | prompt %zu tokens, %.1f tok/s | generated %zu tokens, %.1f tok/s | %u threads | kv %s | seed %llu%s\n",
                  P.c_str(), (t_ready - t_load) * 1e3, prompt.size(), prompt.size() / (t_prompt > 0 ? t_prompt : 1e-9),
-                 generated.size(), generated.size() / (t_gen > 0 ? t_gen : 1e-9), n_threads, ember::kv_type_name(*kv),
+                 generated.size(), generated.size() / (t_gen > 0 ? t_gen : 1e-9), session->n_threads(), ember::kv_type_name(*kv),
                  static_cast<unsigned long long>(sp.seed),
                  n_refills ? (" | window shifted " + std::to_string(n_refills) + "x").c_str() : "");
   }

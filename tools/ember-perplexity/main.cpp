@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   } else {
     if (model->tokenizer().kind() == ember::TokenizerKind::kNone)
       fail(P, args.str("model") + " has no tokenizer; give token ids with --tokens");
-    const std::string text = check(P, read_file(args.str("file")));
+    const std::string text = check(P, ember::read_file(args.str("file")));
     auto enc = model->tokenizer().encode(text);
     if (!enc.ok()) fail(P, args.str("file") + ": " + enc.status().message());
     tokens = std::move(enc).value();
@@ -69,6 +69,6 @@ int main(int argc, char** argv) {
     std::printf("tokens predicted: %zu (windows of %zu, KV cache %s)\nmean NLL: %.6f nats\nperplexity: %.4f\n", r.n_tokens,
                 ctx, ember::kv_type_name(*kv), r.mean_nll, r.ppl);
   }
-  std::fprintf(stderr, "%s: %.1f tokens/s, %u threads\n", P.c_str(), tokens.size() / (now_seconds() - t0), n_threads);
+  std::fprintf(stderr, "%s: %.1f tokens/s, %u threads\n", P.c_str(), tokens.size() / (now_seconds() - t0), session->n_threads());
   return 0;
 }

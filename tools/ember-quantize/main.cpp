@@ -1,6 +1,4 @@
 // ember-quantize: import a trained checkpoint and write an .ember model.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -15,8 +13,6 @@
 using namespace ember_cli;
 
 namespace {
-
-std::vector<std::string> g_temps;  // removed at exit
 
 // Re-encodes a tensor as f32 or f16 (f16 and int8 inputs, e.g. from an .ember file, are expanded).
 void to_type(ember::TensorData& t, ember::DType want) {
@@ -72,6 +68,7 @@ int main(int argc, char** argv) {
   args.option("meta", "", "KEY=VALUE", "add a metadata entry (repeatable), e.g. license=MIT");
   args.parse(argc, argv);
   const std::string P = args.prog();
+  ember::remove_temporaries_on_signals(P.c_str());
   if (args.positional().size() != 2) args.usage_error("give INPUT and OUTPUT");
   const std::string in = args.positional()[0], out = args.positional()[1];
   const std::string type = args.str("type");
@@ -85,6 +82,9 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "%s: importing %s\n", P.c_str(), in.c_str());
   ember::ModelSpec spec = check(P, ember::import_model(in));
   const ember::ModelConfig& c = spec.config;
+  std::vector<std::string> inputs = spec.source_files;
+  if (args.has("calib")) inputs.push_back(args.str("calib"));
+  check_outputs(P, {out}, inputs);
   std::fprintf(stderr, "%s: %s: n_layer %u, n_head %u, n_embd %u, n_ctx %u, n_vocab %u, %s, %s, tokenizer %s\n",
                P.c_str(), spec.metadata.count("naming") ? spec.metadata["naming"].c_str() : "model", c.n_layer, c.n_head,
                c.n_embd, c.n_ctx, c.n_vocab, ember::norm_placement_name(c.norm), ember::activation_name(c.activation),
@@ -103,16 +103,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // int8: keep the float model at hand to measure against, then quantize and compare.
-  const std::string pid = std::to_string(getpid());
-  const std::string f32_path = out + ".f32.tmp." + pid, int8_path = out + ".int8.tmp." + pid;
-  // fail() exits without unwinding, so the temporaries are removed at exit on every path.
-  g_temps = {f32_path, int8_path};
-  std::atexit([] {
-    for (const auto& p : g_temps) std::remove(p.c_str());
-  });
-  check(P, ember::write_model_file(spec, f32_path));
-  auto fm = check(P, ember::Model::load(f32_path));
+  // int8: keep the float model at hand (in memory) to measure against, then quantize and compare.
+  auto fm = check(P, ember::load_model_spec(spec, in + " (f32)"));
   const size_t ctx = std::min<size_t>(c.n_ctx, 256);
   std::vector<int32_t> calib;
   std::string calib_desc;
@@ -124,7 +116,7 @@ int main(int argc, char** argv) {
     } else {
       if (fm->tokenizer().kind() == ember::TokenizerKind::kNone)
         fail(P, "the model has no tokenizer; give calibration token ids (--calib FILE.ids or .bin)");
-      auto enc = fm->tokenizer().encode(check(P, read_file(f)));
+      auto enc = fm->tokenizer().encode(check(P, ember::read_file(f)));
       if (!enc.ok()) fail(P, f + ": " + enc.status().message());
       calib = std::move(enc).value();
     }
@@ -140,8 +132,7 @@ int main(int argc, char** argv) {
   }
   check(P, ember::quantize_model(spec, {}));
   spec.metadata["quantization"] = "int8 weights, symmetric per output channel; activations int8 per token (dynamic)";
-  check(P, ember::write_model_file(spec, int8_path));
-  auto qm = check(P, ember::Model::load(int8_path));
+  auto qm = check(P, ember::load_model_spec(spec, in + " (int8)"));
   std::fprintf(stderr, "%s: measuring on %s\n", P.c_str(), calib_desc.c_str());
   const ember::QuantReport rep = check(P, ember::measure_quantization(fm, qm, calib, ctx, threads));
   std::fprintf(stderr, "\n%-18s %s\n", "layer", "relative output error (isolated)");
@@ -149,7 +140,7 @@ int main(int argc, char** argv) {
   const double increase = rep.int8.ppl / rep.f32.ppl - 1.0;
   std::fprintf(stderr, "\nperplexity on the calibration tokens (%zu predicted, windows of %zu): f32 %.4f, int8 %.4f (%+.3f%%)\n\n",
                rep.f32.n_tokens, ctx, rep.f32.ppl, rep.int8.ppl, 100.0 * increase);
-  if (increase > max_increase) {
+  if (!(increase <= max_increase)) {  // NaN fails too
     char buf[256];
     std::snprintf(buf, sizeof buf, "int8 perplexity is %.2f%% above float, more than --max-ppl-increase %.2f%%; nothing written",
                   100.0 * increase, 100.0 * max_increase);

@@ -271,6 +271,7 @@ int main(int argc, char** argv) {
   args.option("truncate", "", "HOW", "finetune: a text longer than n_ctx - 2 tokens keeps its head, or head+tail (halves)", "head+tail");
   args.parse(argc, argv);
   const std::string P = args.prog();
+  ember::remove_temporaries_on_signals(P.c_str());
 
   if (args.positional().empty()) args.usage_error("give a command: pretrain, finetune or plot");
   const std::string cmd = args.positional()[0];
@@ -296,7 +297,8 @@ int plot(const Args& args, const std::string& P) {
     if (args.has(o)) args.usage_error(std::string("--") + o + " is not a plot option");
   const std::string csv = args.positional()[1];
   const std::string svg = args.has("out") ? args.str("out") : svg_path_for(csv);
-  const std::string text = check(P, read_file(csv));
+  check_outputs(P, {svg}, {csv});
+  const std::string text = check(P, ember::read_file(csv));
   const std::vector<ember::LossRow> rows = check(P, ember::parse_loss_curve_csv(text, csv));
   const std::string doc = ember::loss_curve_svg(rows, args.has("title") ? args.str("title") : "ember-train: " + base_name(csv));
   check(P, ember::write_file_atomic(svg, doc.data(), doc.size()));
@@ -390,6 +392,14 @@ int pretrain(const Args& args, const std::string& P) {
   const uint64_t eval_iters = static_cast<uint64_t>(args.integer("eval-iters", 1, 1 << 20));
   const uint64_t log_every = static_cast<uint64_t>(args.integer("log-every", 1, int64_t{1} << 40));
 
+  // Every file read (--resume reads the outputs themselves: they are outputs only).
+  std::vector<std::string> inputs = data_paths;
+  if (!val_bin.empty()) inputs.push_back(val_bin);
+  for (const char* o : {"vocab-from", "init"})
+    if (args.has(o)) inputs.push_back(args.str(o));
+  if (args.has("tokenizer-dir"))
+    for (const char* f : {"encoder.json", "vocab.bpe", "vocab.json", "merges.txt"}) inputs.push_back(args.str("tokenizer-dir") + "/" + f);
+  check_outputs(P, {out, state_path, prev_state_path, csv_path, svg_path}, inputs);
   for (const std::string& p : {out, state_path, prev_state_path, csv_path, svg_path}) remove_stale_temporaries(p);
 
   // Starting point: fresh, --init, or --resume (then the architecture and vocabulary come from the
@@ -427,7 +437,7 @@ int pretrain(const Args& args, const std::string& P) {
   for (size_t i = 0; i < files.size(); ++i) {
     TextFile& f = files[i];
     f.path = data_paths[i];
-    f.text = check(P, read_file(f.path));
+    f.text = check(P, ember::read_file(f.path));
     size_t bad = 0;
     if (!ember::is_valid_utf8(f.text, &bad)) fail(P, f.path + ": not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
     const size_t cut = split_point(f.text, split_rule);
@@ -439,7 +449,7 @@ int pretrain(const Args& args, const std::string& P) {
   if (from_file) {
     tok = std::move(start.tokenizer);
   } else if (vocab == "char") {
-    std::string all = token_files ? check(P, read_file(args.str("vocab-from"))) : "";
+    std::string all = token_files ? check(P, ember::read_file(args.str("vocab-from"))) : "";
     for (const auto& f : files) all += f.text;
     size_t bad = 0;
     if (token_files && !ember::is_valid_utf8(all, &bad))
@@ -527,7 +537,7 @@ int pretrain(const Args& args, const std::string& P) {
   // The loss curve so far: a resumed run keeps the rows up to its checkpoint.
   std::vector<ember::LossRow> curve;
   if (args.has("resume")) {
-    auto text = read_file(csv_path);
+    auto text = ember::read_file(csv_path);
     auto rows = text.ok() ? ember::parse_loss_curve_csv(*text, csv_path) : ember::Result<std::vector<ember::LossRow>>(text.status());
     if (!rows.ok()) {
       std::fprintf(stderr, "%s: warning: %s; the loss curve restarts at step %llu\n", P.c_str(), rows.status().message().c_str(),
@@ -546,7 +556,7 @@ int pretrain(const Args& args, const std::string& P) {
                cfg.n_embd, cfg.n_ff, cfg.n_ctx, cfg.n_vocab, ember::tokenizer_kind_name(tok.kind()), tr->n_params() / 1e6);
   std::fprintf(stderr, "%s: data %s: %zu train / %zu val tokens; batch %zu x %zu x accum %llu; %u threads; %s memory\n",
                P.c_str(), data_list.c_str(), split.train.size(), split.val.size(), B, T,
-               static_cast<unsigned long long>(accum), topt.n_threads, human_bytes(tr->memory_bytes()).c_str());
+               static_cast<unsigned long long>(accum), tr->n_threads(), human_bytes(tr->memory_bytes()).c_str());
 
   std::vector<int32_t> x(B * T), y(B * T);
   auto evaluate = [&](uint64_t it, double* tl, double* vl) {
@@ -733,6 +743,7 @@ int finetune(const Args& args, const std::string& P) {
                         "min-lr", "warmup", "lr-decay-iters", "eval-every", "eval-iters", "csv", "vocab"})
     if (args.has(o)) args.usage_error(std::string("--") + o + " is a pretrain option");
   const std::string out = args.str("out"), data_path = args.str("data"), init = args.str("init");
+  check_outputs(P, {out}, {init, data_path});
   const float lm_weight = static_cast<float>(args.number("lm-weight", 0.0, 1e6));
   const uint64_t epochs = static_cast<uint64_t>(args.integer("epochs", 1, 1 << 20));
   const double warmup_frac = args.number("warmup-frac", 0.0, 1.0);
@@ -853,7 +864,7 @@ int finetune(const Args& args, const std::string& P) {
   if (eval_unknown) std::fprintf(stderr, "%s: %zu %s rows have labels the train split lacks (counted as wrong)\n", P.c_str(), eval_unknown, eval_split.c_str());
   std::fprintf(stderr, "%s: %llu epochs x %zu steps of batch %zu; lr %.3g, warmup %llu steps, linear decay; lm weight %g; %u threads; %s memory\n",
                P.c_str(), static_cast<unsigned long long>(epochs), steps_per_epoch, B, peak_lr, static_cast<unsigned long long>(warmup),
-               lm_weight, topt.n_threads, human_bytes(tr->memory_bytes()).c_str());
+               lm_weight, tr->n_threads(), human_bytes(tr->memory_bytes()).c_str());
 
   std::vector<int32_t> x(B * cfg.n_ctx), y(B * cfg.n_ctx), lab(B), last(B);
   auto evaluate = [&](double* loss) -> double {

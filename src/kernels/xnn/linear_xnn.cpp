@@ -5,6 +5,8 @@
 #include <limits>
 #include <mutex>
 
+#include "core/threadpool.h"
+
 namespace ember {
 
 Status xnn_init_once() {
@@ -20,7 +22,8 @@ Result<LinearF32> LinearF32::create(const float* w, const float* b, size_t in, s
   EMBER_RETURN_IF_ERROR(xnn_init_once());
   xnn_operator_t op = nullptr;
   const float inf = std::numeric_limits<float>::infinity();
-  xnn_status st = xnn_create_fully_connected_nc_f32(in, out, in, out, w, b, -inf, inf, 0, &op);
+  xnn_status st = xnn_create_fully_connected_nc_f32(in, out, in, out, w, b, -inf, inf,
+                                                    (parallel_flags() & PTHREADPOOL_FLAG_YIELD_WORKERS) ? XNN_FLAG_YIELD_WORKERS : 0, &op);
   if (st != xnn_status_success)
     return internal_error(name + ": XNNPACK fully-connected create failed (status " + std::to_string(st) + ")");
   LinearF32 l;
