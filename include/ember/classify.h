@@ -42,6 +42,12 @@ struct ClassifierInfo {
   Truncation truncation = Truncation::kHead;
 };
 
+// A class name as classifier.labels stores it: non-empty valid UTF-8 without commas or control characters
+// (names are printed as they are). Fails with the reason, quoting the name printably.
+Status check_class_label(std::string_view label);
+// The classifier.labels value: the names (each checked as above, no name twice) joined by commas.
+Result<std::string> join_class_labels(const std::vector<std::string>& labels);
+
 // Fails when the model has no classifier head or its metadata is inconsistent (names the key).
 Result<ClassifierInfo> classifier_info(const Model& model);
 // Token ids for one text (never empty, at most n_ctx).

@@ -344,11 +344,24 @@ Result<ModelSpec> import_safetensors(const std::string& input, const std::string
   };
   std::set<const Entry*> used;
 
-  // The LM head: tied unless the file holds a different lm_head.weight.
+  // The weight layout. Hugging Face's Conv1D stores [in, out]; a nanoGPT state dict (nn.Linear,
+  // [out, in]) saved beside a Hugging Face config.json uses the same names. The QKV projection is never
+  // square ([3C, C] or [C, 3C]), so its shape tells which, for every layer.
   ModelConfig& config = det.config;
+  bool linear_layout = naming == Naming::kNanoGpt;
+  std::string layout_note;
+  if (const Entry* qkv = lookup(source_key(naming, "h.0.attn.c_attn.weight"))) {
+    const uint64_t C = config.n_embd;
+    if (!linear_layout && qkv->shape == std::vector<uint64_t>{3 * C, C}) {
+      linear_layout = true;
+      layout_note = "nn.Linear weights [out, in] (" + qkv->name + " is " + shape_str(qkv->shape) +
+                    "): a nanoGPT-style state dict with a " + naming_name(naming) + " config";
+    }
+  }
+  // The LM head: tied unless the file holds a different lm_head.weight.
   const Entry* wte_entry = lookup(source_key(naming, "wte"));
   const Entry* lm_entry = lookup("lm_head.weight");
-  if (naming == Naming::kNanoGpt && !wte_entry && lm_entry) {
+  if (linear_layout && !wte_entry && lm_entry) {
     // nanoGPT ties by assigning one Parameter to both names; safetensors keeps only one of them.
     wte_entry = lm_entry;
     lm_entry = nullptr;
@@ -376,7 +389,7 @@ Result<ModelSpec> import_safetensors(const std::string& input, const std::string
   std::vector<Plan> plan;
   for (TensorRequirement& r : required_tensors(config)) {
     Plan p;
-    p.transpose = stored_in_out(naming, r.name, r.shape.size());
+    p.transpose = !linear_layout && stored_in_out(naming, r.name, r.shape.size());
     const std::string key = source_key(naming, r.name);
     p.src = r.name == "wte" ? wte_entry : lookup(key);
     const bool zero_bias = naming == Naming::kNanoGpt && !det.nanogpt_bias && ends_with(r.name, ".bias");
@@ -390,7 +403,8 @@ Result<ModelSpec> import_safetensors(const std::string& input, const std::string
       if (p.src->shape != want)
         return invalid_file(st_path + ": tensor '" + p.src->name + "' has shape " + shape_str(p.src->shape) +
                             ", expected " + shape_str(want) + tag +
-                            (p.transpose ? "; Conv1D weights are stored [in, out]" : ""));
+                            (p.transpose ? "; Conv1D weights are stored [in, out]" : "") +
+                            (layout_note.empty() ? "" : "; the layout was read from " + layout_note));
       used.insert(p.src);
     }
     p.req = std::move(r);
@@ -438,6 +452,7 @@ Result<ModelSpec> import_safetensors(const std::string& input, const std::string
   }
 
   spec.metadata["source"] = basename_of(input);
+  if (!layout_note.empty()) spec.metadata["layout"] = layout_note;
   spec.metadata["naming"] = naming_name(naming);
   EMBER_RETURN_IF_ERROR(spec.validate().with_context(st_path));
   return spec;

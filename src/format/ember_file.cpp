@@ -207,7 +207,11 @@ Result<Tokenizer> EmberFile::load_tokenizer() const {
     if (a > b || b > data_n) return invalid_file(T + ": token " + std::to_string(i) + " has a bad offset range");
     tokens[i].assign(data + a, b - a);
   }
-  if (tokenizer_kind_ == TokenizerKind::kChars) return Tokenizer::chars(std::move(tokens));
+  if (tokenizer_kind_ == TokenizerKind::kChars) {
+    Result<Tokenizer> r = Tokenizer::chars(std::move(tokens));
+    if (!r.ok()) return r.status().with_context(T);
+    return r;
+  }
   std::vector<std::pair<int32_t, int32_t>> merges;
   if (tk->merges()) {
     if (tk->merges()->size() % 2 != 0) return invalid_file(T + ": merges has an odd number of ids");

@@ -1,5 +1,6 @@
 #include "ember/classify.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace ember {
@@ -29,6 +30,40 @@ bool truncate_tokens(std::vector<int32_t>& ids, size_t room, Truncation t) {
   return true;
 }
 
+Status check_class_label(std::string_view label) {
+  std::string shown;  // printable: control bytes as \xNN, at most 40 bytes
+  for (size_t i = 0; i < label.size() && i < 40; ++i) {
+    const unsigned char c = static_cast<unsigned char>(label[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      shown += buf;
+    } else {
+      shown += static_cast<char>(c);
+    }
+  }
+  if (label.size() > 40) shown += "...";
+  const std::string q = "class label '" + shown + "'";
+  if (label.empty()) return invalid_argument("a class label is empty");
+  if (label.find(',') != std::string_view::npos) return invalid_argument(q + " contains a comma (classifier.labels is comma-separated)");
+  for (unsigned char c : label)
+    if (c < 0x20 || c == 0x7f) return invalid_argument(q + " contains a control character");
+  size_t bad = 0;
+  if (!is_valid_utf8(label, &bad)) return invalid_argument(q + " is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  return Status::Ok();
+}
+
+Result<std::string> join_class_labels(const std::vector<std::string>& labels) {
+  std::string out;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    EMBER_RETURN_IF_ERROR(check_class_label(labels[i]));
+    for (size_t j = 0; j < i; ++j)
+      if (labels[j] == labels[i]) return invalid_argument("class label '" + labels[i] + "' appears twice");
+    out += (i ? "," : "") + labels[i];
+  }
+  return out;
+}
+
 Result<ClassifierInfo> classifier_info(const Model& m) {
   const uint32_t n = m.config().n_classes;
   if (n == 0) return invalid_argument(m.path() + " has no classifier head (n_classes is 0)");
@@ -46,6 +81,10 @@ Result<ClassifierInfo> classifier_info(const Model& m) {
     if (info.labels.size() != n)
       return invalid_file(m.path() + ": metadata classifier.labels names " + std::to_string(info.labels.size()) +
                           " labels, the head has " + std::to_string(n) + " classes");
+    for (const std::string& l : info.labels) {
+      const Status st = check_class_label(l);
+      if (!st.ok()) return invalid_file(m.path() + ": metadata classifier.labels: " + st.message());
+    }
   } else {
     for (uint32_t i = 0; i < n; ++i) info.labels.push_back(std::to_string(i));
   }

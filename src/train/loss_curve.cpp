@@ -58,20 +58,56 @@ std::string xml_escape(const std::string& s) {
   return out;
 }
 
-// About `want` round steps (1, 2 or 5 x 10^k) covering [lo, hi].
-double nice_step(double lo, double hi, int want) {
-  const double raw = (hi - lo) / want;
-  if (!(raw > 0)) return 1.0;
+// One axis: the range drawn and its ticks. Any finite data range gives a finite, non-empty range and at
+// most kMaxTicks ticks: equal values (of any size), huge values (1e300) and spans that overflow a double
+// (-1e308 .. 1e308) included.
+struct Axis {
+  double lo = 0, hi = 1;     // the range drawn, lo < hi
+  double first = 0, step = 1;  // ticks at first + k * step, k = 0 .. ticks - 1
+  int ticks = 0;
+  double frac(double v) const { return (v / 2 - lo / 2) / (hi / 2 - lo / 2); }  // halves: no overflow
+};
+
+Axis make_axis(double lo, double hi, int want, double min_width, bool round_ends) {
+  constexpr int kMaxTicks = 20;
+  constexpr double kBig = std::numeric_limits<double>::max() / 4;
+  Axis a;
+  if (!(lo <= hi)) return a;  // no data: [0, 1]
+  lo = std::max(lo, -kBig), hi = std::min(hi, kBig);
+  // Too narrow to draw (equal values, or a width lost to rounding at this magnitude): widen around them.
+  const double mag = std::max(std::fabs(lo), std::fabs(hi));
+  if (!(hi - lo >= std::max(min_width, mag * 1e-9))) {
+    const double pad = std::max(min_width / 2, mag * 0.05);
+    lo -= pad, hi += pad;
+  }
+  a.lo = lo, a.hi = hi;
+  // About `want` round steps (1, 2 or 5 x 10^k).
+  const double raw = (hi / want - lo / want);
   const double p = std::pow(10.0, std::floor(std::log10(raw)));
   const double m = raw / p;
-  return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+  a.step = (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+  if (min_width >= 1) a.step = std::max(a.step, 1.0);
+  if (!std::isfinite(a.step) || !(a.step > 0)) {  // cannot happen for finite lo < hi; stay drawable anyway
+    a.first = lo, a.step = hi - lo, a.ticks = 2;
+    return a;
+  }
+  if (round_ends) {
+    const double rlo = std::floor(lo / a.step) * a.step, rhi = std::ceil(hi / a.step) * a.step;
+    if (std::isfinite(rlo) && std::isfinite(rhi) && rlo < rhi) a.lo = rlo, a.hi = rhi;
+  }
+  a.first = std::ceil(a.lo / a.step) * a.step;
+  const double n = std::floor(a.hi / a.step - a.first / a.step + 1e-6) + 1;
+  a.ticks = n >= 1 ? static_cast<int>(std::min<double>(n, kMaxTicks)) : 0;
+  return a;
 }
 
 std::string tick_label(double v, double step) {
   const int decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
   char buf[64];
   if (std::fabs(v) < step * 1e-6) v = 0.0;
-  if (step >= 1 && std::fabs(v) >= 1e4) {  // 12000 -> 12k
+  if (std::fabs(v) >= 1e7 || decimals > 6) {  // a diverged run's 1e30, or a range of 1e-9: 1e+30, 1.5e-09
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+  } else if (step >= 1 && std::fabs(v) >= 1e4) {  // 12000 -> 12k
     if (std::fmod(v, 1000.0) == 0.0) std::snprintf(buf, sizeof buf, "%.0fk", v / 1000.0);
     else std::snprintf(buf, sizeof buf, "%.1fk", v / 1000.0);
   } else {
@@ -171,13 +207,9 @@ std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& 
   for (const auto* s : {&steps, &ev_train, &ev_val})
     for (const Pt& p : *s) x0 = std::min(x0, p.x), x1 = std::max(x1, p.x), y0 = std::min(y0, p.y), y1 = std::max(y1, p.y);
   const bool empty = !(x0 <= x1);
-  if (empty) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
-  if (x1 - x0 < 1) x1 = x0 + 1;
-  if (y1 - y0 < 1e-9) y0 -= 0.5, y1 += 0.5;
-  const double ystep = nice_step(y0, y1, 6), xstep = std::max(1.0, nice_step(x0, x1, 8));
-  y0 = std::floor(y0 / ystep) * ystep, y1 = std::ceil(y1 / ystep) * ystep;
-  auto X = [&](double v) { return L + (v - x0) / (x1 - x0) * pw; };
-  auto Y = [&](double v) { return T + (y1 - v) / (y1 - y0) * ph; };
+  const Axis ax = make_axis(x0, x1, 8, 1.0, false), ay = make_axis(y0, y1, 6, 1e-9, true);
+  auto X = [&](double v) { return L + ax.frac(v) * pw; };
+  auto Y = [&](double v) { return T + (1 - ay.frac(v)) * ph; };
   auto num = [](double v) { return fmt("%.2f", v); };
 
   std::string s;
@@ -190,21 +222,20 @@ std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& 
 
   // Grid, ticks and tick labels.
   s += "<g id=\"y-axis\" stroke=\"#dddddd\" stroke-width=\"1\">\n";
-  for (int k = 0; y0 + k * ystep <= y1 + ystep * 1e-6; ++k) {
-    const double v = y0 + k * ystep, y = Y(v);
+  for (int k = 0; k < ay.ticks; ++k) {
+    const double v = ay.first + k * ay.step, y = Y(v);
     s += "<line x1=\"" + num(L) + "\" y1=\"" + num(y) + "\" x2=\"" + num(L + pw) + "\" y2=\"" + num(y) + "\"/>\n";
     s += "<line x1=\"" + num(L - 5) + "\" y1=\"" + num(y) + "\" x2=\"" + num(L) + "\" y2=\"" + num(y) + "\" stroke=\"#000000\"/>\n";
     s += "<text x=\"" + num(L - 8) + "\" y=\"" + num(y + 4) + "\" text-anchor=\"end\" stroke=\"none\" fill=\"#000000\">" +
-         tick_label(v, ystep) + "</text>\n";
+         tick_label(v, ay.step) + "</text>\n";
   }
   s += "</g>\n<g id=\"x-axis\" stroke=\"#dddddd\" stroke-width=\"1\">\n";
-  const double xfirst = std::ceil(x0 / xstep) * xstep;
-  for (int k = 0; xfirst + k * xstep <= x1 + xstep * 1e-6; ++k) {
-    const double v = xfirst + k * xstep, x = X(v);
+  for (int k = 0; k < ax.ticks; ++k) {
+    const double v = ax.first + k * ax.step, x = X(v);
     s += "<line x1=\"" + num(x) + "\" y1=\"" + num(T) + "\" x2=\"" + num(x) + "\" y2=\"" + num(T + ph) + "\"/>\n";
     s += "<line x1=\"" + num(x) + "\" y1=\"" + num(T + ph) + "\" x2=\"" + num(x) + "\" y2=\"" + num(T + ph + 5) + "\" stroke=\"#000000\"/>\n";
     s += "<text x=\"" + num(x) + "\" y=\"" + num(T + ph + 19) + "\" text-anchor=\"middle\" stroke=\"none\" fill=\"#000000\">" +
-         tick_label(v, xstep) + "</text>\n";
+         tick_label(v, ax.step) + "</text>\n";
   }
   s += "</g>\n";
   s += "<rect x=\"" + num(L) + "\" y=\"" + num(T) + "\" width=\"" + num(pw) + "\" height=\"" + num(ph) +

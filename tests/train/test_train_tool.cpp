@@ -293,6 +293,34 @@ TEST_CASE("loss curve SVG: well-formed XML, a point per CSV row in order, escape
     if (e.name == "polyline" && e.attrs.at("id") == "step-loss") CHECK(points(e.attrs.at("points")).size() == 2000);
 }
 
+TEST_CASE("loss curve SVG: degenerate and extreme ranges end, with a few finite ticks and finite coordinates") {
+  // Equal huge losses once made the tick loop stand still (1e30 + 0.5 == 1e30) and fill memory.
+  const double big = std::numeric_limits<double>::max();
+  const std::vector<std::pair<double, double>> cases = {{1e30, 1e30}, {1e300, 1e300}, {-1e308, 1e308}, {big, big},
+                                                        {-big, big},  {5, 5},         {1e-300, 1e-300}, {0, 1e-12},
+                                                        {-7, -7},     {2.5, 2.5 + 1e-15}};
+  for (const auto& [a, b] : cases) {
+    for (uint64_t iter0 : {uint64_t{0}, uint64_t{1} << 60, ~uint64_t{0} - 1}) {
+      CAPTURE(a);
+      CAPTURE(b);
+      CAPTURE(iter0);
+      std::vector<ember::LossRow> rows(2);
+      rows[0].iter = iter0, rows[0].loss = a;
+      rows[1].iter = iter0 + 1, rows[1].loss = b;
+      const std::string svg = ember::loss_curve_svg(rows, "extreme");
+      CHECK(svg.size() < 20000);
+      CHECK(svg.find("nan") == std::string::npos);
+      CHECK(svg.find("inf") == std::string::npos);
+      std::vector<XmlElement> els;
+      REQUIRE(check_xml(svg, &els) == "");
+      size_t ticks = 0;
+      for (const auto& e : els) ticks += e.name == "text";
+      CHECK(ticks >= 4 + 2 + 3);  // title, axis names, legend, and at least one tick on each axis
+      CHECK(ticks <= 5 + 3 + 2 * 20);
+    }
+  }
+}
+
 TEST_CASE("ember-train writes the SVG next to the CSV; plot draws one from a CSV; python's XML parser reads it") {
   Train tool;
   if (!tool.present()) {

@@ -655,6 +655,34 @@ TEST_CASE("import nanogpt: only lm_head.weight stored for the tied pair") {
   expect_tensor(*r, "wte", c.values["transformer.wte.weight"], false);
 }
 
+TEST_CASE("import: a nanoGPT state dict (nn.Linear [out, in]) with a Hugging Face GPT-2 config.json") {
+  // What nanoGPT's model.state_dict() saved beside a hand-written HF config gives: HF names, Linear shapes.
+  TmpDir nano_dir, hf_dir;
+  Checkpoint c = make_checkpoint(Src::kNano, "transformer.");
+  StTensor lm = *c.find("transformer.wte.weight");
+  lm.name = "lm_head.weight";  // tied: bitwise equal
+  c.tensors.push_back(lm);
+  c.write(nano_dir);
+  c.config = {{"model_type", "gpt2"}, {"vocab_size", c.V}, {"n_positions", c.T}, {"n_embd", c.C}, {"n_head", c.H},
+              {"n_layer", c.L}, {"activation_function", "gelu"}, {"layer_norm_epsilon", 1e-5}};
+  c.write(hf_dir);
+  auto nano = ember::import_model(nano_dir.path.string());
+  auto hf = ember::import_model(hf_dir.path.string());
+  REQUIRE_MESSAGE(nano.ok(), nano.status().message());
+  REQUIRE_MESSAGE(hf.ok(), hf.status().message());
+  CHECK(hf->metadata.at("naming") == "hf-gpt2");
+  CHECK(contains(hf->metadata.at("layout"), "nn.Linear weights [out, in] (transformer.h.0.attn.c_attn.weight is [12, 4])"));
+  CHECK(nano->metadata.count("layout") == 0);
+  CHECK(hf->config.tied_lm_head);
+  REQUIRE(hf->tensors.size() == nano->tensors.size());
+  for (const auto& t : nano->tensors) {
+    const ember::TensorData* o = hf->find(t.name);
+    REQUIRE_MESSAGE(o != nullptr, t.name);
+    CHECK_MESSAGE(o->data == t.data, t.name);  // nothing transposed
+  }
+  expect_tensor(*hf, "h.1.mlp.c_fc.weight", c.values["transformer.h.1.mlp.c_fc.weight"], false);
+}
+
 // ---- import: errors ---------------------------------------------------------------------------------
 
 TEST_CASE("import: missing, misshapen and unexpected tensors") {
@@ -672,13 +700,16 @@ TEST_CASE("import: missing, misshapen and unexpected tensors") {
     c.write(d);
     expect_error(d.path.string(), StatusCode::kNotFound, {"missing tensor 'lm_head.weight'"});
   }
-  SUBCASE("Linear layout in an hf-gpt2 file (not transposed)") {
+  SUBCASE("Linear layout in an hf-gpt2 file for QKV only (the MLP stays Conv1D)") {
+    // QKV's shape decides the layout of the whole file (nanoGPT state dicts with an HF config are
+    // imported, see above); the first tensor that disagrees is named, with the decision.
     TmpDir d;
     Checkpoint c = make_checkpoint(Src::kHfGpt2, "transformer.");
     c.find("transformer.h.0.attn.c_attn.weight")->shape = {12, 4};
     c.write(d);
     expect_error(d.path.string(), StatusCode::kInvalidFile,
-                 {"'transformer.h.0.attn.c_attn.weight'", "shape [12, 4], expected [4, 12]", "[in, out]"});
+                 {"'transformer.h.0.mlp.c_fc.weight'", "shape [4, 8], expected [8, 4]",
+                  "the layout was read from nn.Linear weights [out, in] (transformer.h.0.attn.c_attn.weight is [12, 4])"});
   }
   SUBCASE("wrong embedding shape") {
     TmpDir d;

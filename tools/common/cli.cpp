@@ -42,7 +42,8 @@ std::string Args::help() const {
 }
 
 void Args::usage_error(const std::string& reason) const {
-  std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", prog_.c_str(), reason.c_str(), prog_.c_str());
+  std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", prog_.c_str(), printable(reason).c_str(),
+               prog_.c_str());
   std::exit(2);
 }
 
@@ -129,9 +130,31 @@ double Args::number(const std::string& n, double min, double max) const {
   return x;
 }
 
+std::string printable(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len > 1 && i + len <= s.size() && ember::is_valid_utf8(std::string_view(s).substr(i, len))) {
+      out.append(s, i, len);
+      i += len;
+      continue;
+    }
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+    }
+    ++i;
+  }
+  return out;
+}
+
 void fail(const std::string& prog, const std::string& message) {
   std::fflush(stdout);
-  std::fprintf(stderr, "%s: error: %s\n", prog.c_str(), message.c_str());
+  std::fprintf(stderr, "%s: error: %s\n", prog.c_str(), printable(message).c_str());
   std::exit(1);
 }
 

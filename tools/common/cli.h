@@ -10,6 +10,7 @@
 #include "ember/io.h"
 #include "ember/model.h"
 #include "ember/session.h"
+#include "ember/tokenizer.h"
 #include "ember/status.h"
 
 namespace ember_cli {
@@ -46,7 +47,10 @@ class Args {
   std::vector<std::string> positional_;
 };
 
-// Prints "<prog>: <message>" to stderr and exits 1.
+// `s` with control bytes (NUL, ESC, newlines...) and bytes that are not valid UTF-8 shown as \xNN: what
+// a message quoting a user's input may print on a terminal.
+std::string printable(const std::string& s);
+// Prints "<prog>: error: <message>" (printable) to stderr and exits 1.
 [[noreturn]] void fail(const std::string& prog, const std::string& message);
 // Exits via fail() if `s` is not ok.
 void check(const std::string& prog, const ember::Status& s);

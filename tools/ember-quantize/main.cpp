@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "%s: importing %s\n", P.c_str(), in.c_str());
   ember::ModelSpec spec = check(P, ember::import_model(in));
   const ember::ModelConfig& c = spec.config;
+  if (spec.metadata.count("layout")) std::fprintf(stderr, "%s: layout: %s\n", P.c_str(), spec.metadata["layout"].c_str());
   std::vector<std::string> inputs = spec.source_files;
   if (args.has("calib")) inputs.push_back(args.str("calib"));
   check_outputs(P, {out}, inputs);

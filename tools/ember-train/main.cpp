@@ -789,11 +789,11 @@ int finetune(const Args& args, const std::string& P) {
   if (label_set.empty()) fail(P, data_path + ": no rows of split 'train'" + std::string(args.has("balanced") ? " marked balanced" : ""));
   if (label_set.size() < 2) fail(P, data_path + ": the train rows have only one label ('" + *label_set.begin() + "')");
   const std::vector<std::string> labels(label_set.begin(), label_set.end());
-  std::string labels_csv;
-  for (const auto& l : labels) {
-    if (l.find(',') != std::string::npos) fail(P, data_path + ": label '" + l + "' contains a comma (classifier.labels is comma-separated)");
-    labels_csv += (labels_csv.empty() ? "" : ",") + l;
+  for (const auto& r : rows) {  // a bad name is refused here, with its line, not by ember-classify later
+    const ember::Status st = ember::check_class_label(r.label);
+    if (!st.ok() && label_set.count(r.label)) fail(P, data_path + " line " + std::to_string(r.line) + ": " + st.message());
   }
+  const std::string labels_csv = check(P, ember::join_class_labels(labels));
   const uint32_t V0 = spec.config.n_vocab, C = spec.config.n_embd, K = static_cast<uint32_t>(labels.size());
   const int32_t start_id = static_cast<int32_t>(V0), extract_id = static_cast<int32_t>(V0 + 1);
   const size_t room = spec.config.n_ctx - 2;
