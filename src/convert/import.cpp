@@ -70,16 +70,21 @@ std::string shape_str(const std::vector<uint64_t>& s) {
   return r + "]";
 }
 
-// The checkpoint file of a directory: model.safetensors, else the only *.safetensors in it.
+// The checkpoint file of a directory: model.safetensors, else the only *.safetensors in it. Names that
+// exist but are not regular files (a FIFO, a directory) are returned too: opening them says what they are.
 Result<std::string> find_checkpoint(const std::string& dir) {
+  const auto exists = [](const std::string& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0;
+  };
   const std::string preferred = join(dir, "model.safetensors");
-  if (is_file(preferred)) return preferred;
+  if (exists(preferred)) return preferred;
   DIR* d = opendir(dir.c_str());
   if (!d) return io_error(dir + ": cannot list directory: " + std::strerror(errno));
   std::vector<std::string> found;
   while (const dirent* ent = readdir(d)) {
     const std::string n = ent->d_name;
-    if (ends_with(n, ".safetensors") && is_file(join(dir, n))) found.push_back(n);
+    if (ends_with(n, ".safetensors") && exists(join(dir, n))) found.push_back(n);
   }
   closedir(d);
   if (found.empty()) return not_found(dir + ": no .safetensors file in the directory");
