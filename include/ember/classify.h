@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ember/export.h"
 #include "ember/model.h"
 #include "ember/status.h"
 
@@ -31,9 +32,9 @@ namespace ember {
 // unsubscribe footer); Sun et al. 2019 ("How to Fine-Tune BERT for Text Classification?") found head +
 // tail the best cut for long documents.
 enum class Truncation { kHead, kHeadTail };
-const char* truncation_name(Truncation t);  // "head", "head+tail"
-// Cuts `ids` to at most `room` tokens; true when it was longer.
-bool truncate_tokens(std::vector<int32_t>& ids, size_t room, Truncation t);
+EMBER_API const char* truncation_name(Truncation t);  // "head", "head+tail"
+          // Cuts `ids` to at most `room` tokens; true when it was longer.
+          EMBER_API bool truncate_tokens(std::vector<int32_t>& ids, size_t room, Truncation t);
 
 struct ClassifierInfo {
   std::vector<std::string> labels;  // n_classes names
@@ -43,8 +44,8 @@ struct ClassifierInfo {
 };
 
 // Fails when the model has no classifier head or its metadata is inconsistent (names the key).
-Result<ClassifierInfo> classifier_info(const Model& model);
+EMBER_API Result<ClassifierInfo> classifier_info(const Model& model);
 // Token ids for one text (never empty, at most n_ctx).
-Result<std::vector<int32_t>> classifier_input(const Model& model, const ClassifierInfo& info, std::string_view text);
+EMBER_API Result<std::vector<int32_t>> classifier_input(const Model& model, const ClassifierInfo& info, std::string_view text);
 
 }  // namespace ember

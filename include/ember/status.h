@@ -12,6 +12,8 @@
 #include <utility>
 #include <variant>
 
+#include "ember/export.h"
+
 namespace ember {
 
 enum class StatusCode {
@@ -25,7 +27,7 @@ enum class StatusCode {
   kInternal,         // a dependency (XNNPACK, allocation) failed
 };
 
-const char* status_code_name(StatusCode code);
+EMBER_API const char* status_code_name(StatusCode code);
 
 class [[nodiscard]] Status {
  public:
