@@ -210,8 +210,11 @@ if [[ -n $cross ]]; then
     XR=$root XL=$libdir
     check "aarch64: libember.so, libember_host.so: SONAMEs; libember.a a real archive" \
       eval 'soname_is "$XL/libember.so" libember.so.0 && soname_is "$XL/libember_host.so" libember_host.so.0 && real_archive "$XL/libember.a"'
-    cross_symbols() { NM=aarch64-linux-gnu-nm symbols_match "$XL/libember.so" "$src/tests/install/libember.symbols"; }
-    check "aarch64: libember.so exports exactly tests/install/libember.symbols" cross_symbols
+    cross_symbols() {
+      NM=aarch64-linux-gnu-nm symbols_match "$XL/libember.so" "$src/tests/install/libember.symbols" &&
+        NM=aarch64-linux-gnu-nm symbols_match "$XL/libember_host.so" "$src/tests/install/libember_host.symbols"
+    }
+    check "aarch64: libember.so, libember_host.so export exactly the same symbols" cross_symbols
     cross_app() {
       mkdir -p "$work/app-aarch64" && cd "$work/app-aarch64" && cp "$src/examples/cpp/minimal.cpp" . || return 1
       local flags
