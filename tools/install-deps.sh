@@ -18,6 +18,7 @@ pkgs=(
   libutf8proc-dev                                  # Unicode categories for the GPT-2 pre-tokenizer
   nlohmann-json3-dev                               # host side: config.json, vocab.json, safetensors headers
   doctest-dev                                      # unit tests
+  cmake                                            # the CMake package (its version file) and its install check
 )
 for arg in "$@"; do
   case "$arg" in

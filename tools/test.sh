@@ -11,8 +11,10 @@
 #                               fatal), every native suite run there, then a fuzz smoke run: each libFuzzer
 #                               target of tests/fuzz for 5 s (tools/fuzz.sh; each target counts as a test),
 #                               and ThreadSanitizer on test_threads' shared-model case in build-tsan/
-#   tools/test.sh --native   steps 1 and 3 (no ARM)
-#   tools/test.sh --no-asan  steps 1 and 2
+#                            4. install checks (tests/install/check.sh): meson install of build/ (and of
+#                               build-aarch64/), then programs built against the installed tree only
+#   tools/test.sh --native   steps 1, 3 and 4 (no ARM)
+#   tools/test.sh --no-asan  steps 1, 2 and 4
 # Runs every step even when one fails; prints the time of each step, ends with one line
 # "tests: N passed, N failed" over all runs, and exits non-zero if any test failed.
 set -uo pipefail
@@ -97,6 +99,23 @@ if [[ $native_only -eq 0 ]]; then
     failed=$((failed + 1))
     echo "test: the aarch64 cross build failed" >&2
   fi
+fi
+
+# ember as an application meets it (tests/install/check.sh): meson install into a temporary directory,
+# the headers and exported symbols, examples/cpp/minimal.cpp built against the installed tree with
+# pkg-config (shared and static), a CMake project, a meson subproject, and with the cross build the
+# aarch64 install and the program under qemu. Each check counts as a test.
+install_args=(build)
+[[ $native_only -eq 0 && -f build-aarch64/build.ninja ]] && install_args=(--cross build-aarch64 build)
+step "install checks (tests/install/check.sh)" \
+  bash -c 'set -o pipefail; tests/install/check.sh "$@" | tee build/install-check.log' _ "${install_args[@]}"
+install_line=$(grep -E '^install: [0-9]+ checks, [0-9]+ failed' build/install-check.log 2>/dev/null)
+if [[ $install_line =~ ^install:\ ([0-9]+)\ checks,\ ([0-9]+)\ failed ]]; then
+  passed=$((passed + BASH_REMATCH[1] - BASH_REMATCH[2]))
+  failed=$((failed + BASH_REMATCH[2]))
+else
+  failed=$((failed + 1))
+  echo "test: the install checks did not report" >&2
 fi
 
 if [[ $asan -eq 1 ]]; then

@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ember/export.h"
 #include "ember/status.h"
 #include "ember/tokenizer.h"
 
@@ -52,7 +53,7 @@ struct BpeTrainStats {
 // cross from one text into the next). Fails (kInvalidArgument) when vocab_size < 256 (+1 with
 // end_of_text) or above 2^24, on invalid UTF-8 (naming the text and byte offset), and when the texts run
 // out of pairs before the vocabulary is full (naming the largest size they support).
-Result<Tokenizer> train_bpe(const std::vector<std::string_view>& texts, const BpeTrainOptions& opts,
-                            BpeTrainStats* stats = nullptr);
+EMBER_API Result<Tokenizer> train_bpe(const std::vector<std::string_view>& texts, const BpeTrainOptions& opts,
+                                      BpeTrainStats* stats = nullptr);
 
 }  // namespace ember

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ember/export.h"
 #include "ember/model.h"
 #include "ember/status.h"
 
@@ -31,9 +32,9 @@ namespace ember {
 // unsubscribe footer); Sun et al. 2019 ("How to Fine-Tune BERT for Text Classification?") found head +
 // tail the best cut for long documents.
 enum class Truncation { kHead, kHeadTail };
-const char* truncation_name(Truncation t);  // "head", "head+tail"
+EMBER_API const char* truncation_name(Truncation t);  // "head", "head+tail"
 // Cuts `ids` to at most `room` tokens; true when it was longer.
-bool truncate_tokens(std::vector<int32_t>& ids, size_t room, Truncation t);
+EMBER_API bool truncate_tokens(std::vector<int32_t>& ids, size_t room, Truncation t);
 
 struct ClassifierInfo {
   std::vector<std::string> labels;  // n_classes names
@@ -44,13 +45,13 @@ struct ClassifierInfo {
 
 // A class name as classifier.labels stores it: non-empty valid UTF-8 without commas or control characters
 // (names are printed as they are). Fails with the reason, quoting the name printably.
-Status check_class_label(std::string_view label);
+EMBER_API Status check_class_label(std::string_view label);
 // The classifier.labels value: the names (each checked as above, no name twice) joined by commas.
-Result<std::string> join_class_labels(const std::vector<std::string>& labels);
+EMBER_API Result<std::string> join_class_labels(const std::vector<std::string>& labels);
 
 // Fails when the model has no classifier head or its metadata is inconsistent (names the key).
-Result<ClassifierInfo> classifier_info(const Model& model);
+EMBER_API Result<ClassifierInfo> classifier_info(const Model& model);
 // Token ids for one text (never empty, at most n_ctx).
-Result<std::vector<int32_t>> classifier_input(const Model& model, const ClassifierInfo& info, std::string_view text);
+EMBER_API Result<std::vector<int32_t>> classifier_input(const Model& model, const ClassifierInfo& info, std::string_view text);
 
 }  // namespace ember

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/export.h"
 #include "ember/status.h"
 
 namespace ember {
@@ -18,18 +19,18 @@ enum class NormPlacement : uint8_t { kPostLN = 0, kPreLN = 1 };
 enum class Activation : uint8_t { kGeluTanh = 0, kGeluErf = 1, kRelu = 2 };
 enum class DType : uint8_t { kF32 = 0, kF16 = 1, kI8 = 2 };
 
-const char* norm_placement_name(NormPlacement n);
-const char* activation_name(Activation a);
-const char* dtype_name(DType d);
-size_t dtype_size(DType d);
+EMBER_API const char* norm_placement_name(NormPlacement n);
+EMBER_API const char* activation_name(Activation a);
+EMBER_API const char* dtype_name(DType d);
+EMBER_API size_t dtype_size(DType d);
 
 // Element conversions: F16 is IEEE half (exact, subnormals included; f32_to_f16 rounds to nearest
 // even), BF16 is bfloat16.
-float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);
-float bf16_to_f32(uint16_t h);
+EMBER_API float f16_to_f32(uint16_t h);
+EMBER_API uint16_t f32_to_f16(float f);
+EMBER_API float bf16_to_f32(uint16_t h);
 
-struct ModelConfig {
+struct EMBER_API ModelConfig {
   uint32_t n_vocab = 0;
   uint32_t n_ctx = 0;    // maximum sequence length (learned positions)
   uint32_t n_embd = 0;
@@ -52,6 +53,6 @@ struct TensorRequirement {
   std::string name;
   std::vector<uint64_t> shape;
 };
-std::vector<TensorRequirement> required_tensors(const ModelConfig& c);
+EMBER_API std::vector<TensorRequirement> required_tensors(const ModelConfig& c);
 
 }  // namespace ember

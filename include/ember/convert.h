@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ember/config.h"
+#include "ember/export.h"
 #include "ember/model.h"
 #include "ember/status.h"
 #include "ember/tokenizer.h"
@@ -29,7 +30,7 @@ struct TensorData {
   std::vector<float> scales;   // kI8 only: one per shape[0] row, f = scale * q
 };
 
-struct ModelSpec {
+struct EMBER_API ModelSpec {
   ModelConfig config;
   Tokenizer tokenizer;  // kind kNone if the checkpoint came without one
   std::vector<TensorData> tensors;
@@ -47,35 +48,35 @@ struct ModelSpec {
 // encoder.json/vocab.bpe or vocab_chars.json]), a single .safetensors file (config.json and tokenizer files are
 // looked for beside it), or an .ember file (read back to float). The naming (Hugging Face gpt2,
 // Hugging Face openai-gpt, nanoGPT) is detected from config.json's model_type and the tensor names.
-Result<ModelSpec> import_model(const std::string& path);
+EMBER_API Result<ModelSpec> import_model(const std::string& path);
 
 // Reads an .ember file into a float-or-as-stored ModelSpec (tensors keep their dtype).
-Result<ModelSpec> read_model_file(const std::string& path);
+EMBER_API Result<ModelSpec> read_model_file(const std::string& path);
 
 // Writes `spec` as an .ember file (validated first). Atomic: temporary file + rename.
-Status write_model_file(const ModelSpec& spec, const std::string& path);
+EMBER_API Status write_model_file(const ModelSpec& spec, const std::string& path);
 // The runtime Model of `spec` without a file: the bytes write_model_file would write, loaded with
 // Model::load_from_buffer (validated and verified the same way). `name` stands for the path in messages.
-Result<std::shared_ptr<const Model>> load_model_spec(const ModelSpec& spec, const std::string& name);
+EMBER_API Result<std::shared_ptr<const Model>> load_model_spec(const ModelSpec& spec, const std::string& name);
 
 // Tokenizer files. GPT-2 BPE from vocab.json + merges.txt (Hugging Face) or encoder.json + vocab.bpe
 // (OpenAI); both use GPT-2's byte-to-unicode token spelling. A character vocabulary file is JSON: an
 // array of one-character strings in id order, or an object mapping each character to its id
 // (nanoGPT's meta.pkl itos/stoi, written as JSON).
-Result<Tokenizer> load_gpt2_tokenizer(const std::string& vocab_json_path, const std::string& merges_path);
-Result<Tokenizer> load_char_tokenizer(const std::string& path);
+EMBER_API Result<Tokenizer> load_gpt2_tokenizer(const std::string& vocab_json_path, const std::string& merges_path);
+EMBER_API Result<Tokenizer> load_char_tokenizer(const std::string& path);
 
 // Writes `bytes` to `path` atomically: "<path>.tmp.<pid>", fsync, rename over `path`, fsync of the
 // directory. On any failure (full disk, I/O error) the temporary is removed and `path` keeps its previous
 // contents; the message says so. Used for every file ember writes. Concurrent writers of the same path
 // must be different processes (the temporary's name holds the pid); different paths are independent.
-Status write_file_atomic(const std::string& path, const void* bytes, size_t size);
+EMBER_API Status write_file_atomic(const std::string& path, const void* bytes, size_t size);
 // For programs that write with the functions above: installs handlers for SIGINT, SIGTERM and SIGHUP
 // that remove the temporaries of writes in progress, print "<prog>: terminated (SIGTERM); ..." and
 // end the process as the signal would (signals already ignored stay ignored); and ignores SIGXFSZ, so
 // that a write past `ulimit -f` fails with a message and removes its temporary like a full disk.
 // ember's tools call it first thing. A library never installs signal handlers by itself: call it from
 // main(), before other threads start, or not at all.
-void remove_temporaries_on_signals(const char* prog);
+EMBER_API void remove_temporaries_on_signals(const char* prog);
 
 }  // namespace ember

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/export.h"
 #include "ember/status.h"
 
 namespace ember {
@@ -21,8 +22,8 @@ struct LabelledText {
   size_t line = 0;  // 1-based line in the file
 };
 
-Result<std::vector<LabelledText>> read_jsonl_dataset(const std::string& path);
+EMBER_API Result<std::vector<LabelledText>> read_jsonl_dataset(const std::string& path);
 // The same from memory (`name` is used in messages).
-Result<std::vector<LabelledText>> parse_jsonl_dataset(const std::string& bytes, const std::string& name);
+EMBER_API Result<std::vector<LabelledText>> parse_jsonl_dataset(const std::string& bytes, const std::string& name);
 
 }  // namespace ember

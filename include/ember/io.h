@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 
+#include "ember/export.h"
 #include "ember/status.h"
 
 namespace ember {
@@ -23,11 +24,11 @@ constexpr uint64_t kMaxInputFileBytes = uint64_t{4} << 30;  // 4 GiB: the defaul
 // The whole file. Fails naming the path: kNotFound when it does not exist, kInvalidArgument when it is
 // not a regular file ("is a directory", "is not a regular file (a FIFO)", ...), kInvalidFile when it
 // holds more than `max_bytes`, kIoError when opening or reading fails.
-Result<std::string> read_file(const std::string& path, uint64_t max_bytes = kMaxInputFileBytes);
+EMBER_API Result<std::string> read_file(const std::string& path, uint64_t max_bytes = kMaxInputFileBytes);
 
 // True when both paths name one file: the same device and inode when both exist (through links, "..",
 // hard links), the same absolute path with links resolved when neither exists yet. For tools that must
 // not write an output over one of their inputs, or two outputs over each other.
-bool same_file(const std::string& a, const std::string& b);
+EMBER_API bool same_file(const std::string& a, const std::string& b);
 
 }  // namespace ember

@@ -30,10 +30,13 @@
 #include <vector>
 
 #include "ember/config.h"
+#include "ember/export.h"
 #include "ember/status.h"
 #include "ember/tokenizer.h"
 
 namespace ember {
+
+struct ModelAccess;
 
 struct TensorInfo {
   std::string name;
@@ -43,7 +46,7 @@ struct TensorInfo {
   uint64_t offset;  // byte offset of the data in the file (64-byte aligned)
 };
 
-class Model {
+class EMBER_API Model {
  public:
   static Result<std::shared_ptr<const Model>> load(const std::string& path);
   // The same from the bytes of a model file in memory (embedded in a firmware image, received over a
@@ -62,10 +65,9 @@ class Model {
   uint32_t format_version() const;
   const std::string& path() const;
 
-  struct Impl;  // internal (src/model/model_impl.h)
-  const Impl& impl() const { return *impl_; }
-
  private:
+  friend struct ModelAccess;  // the library's own route to the internals (src/model/model_impl.h)
+  struct Impl;
   Model();
   std::unique_ptr<Impl> impl_;
 };

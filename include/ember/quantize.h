@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ember/convert.h"
+#include "ember/export.h"
 #include "ember/model.h"
 #include "ember/session.h"
 
@@ -27,13 +28,13 @@ struct QuantizeOptions {
 };
 
 // Symmetric per-row int8: scales[r] = max|w[r, :]| / 127 (0 for an all-zero row).
-void quantize_rows_symmetric(const float* w, size_t rows, size_t cols, int8_t* q, float* scales);
+EMBER_API void quantize_rows_symmetric(const float* w, size_t rows, size_t cols, int8_t* q, float* scales);
 
 // Turns the chosen tensors of `spec` (f32 or f16) into int8, in place. Tensors already int8 stay.
-Status quantize_model(ModelSpec& spec, const QuantizeOptions& opts);
+EMBER_API Status quantize_model(ModelSpec& spec, const QuantizeOptions& opts);
 
 // True for the tensors quantize_model turns into int8.
-bool is_quantized_tensor(const std::string& name, const QuantizeOptions& opts);
+EMBER_API bool is_quantized_tensor(const std::string& name, const QuantizeOptions& opts);
 
 // Measuring what int8 costs: per-layer output error and float vs int8 perplexity on a sample.
 struct LayerError {
@@ -48,13 +49,13 @@ struct QuantReport {
 
 // Tokens to calibrate on when the user gives none: drawn from the float model itself (temperature 1,
 // no truncation, seeded), in windows of `ctx` tokens, each starting at the end-of-text token (or 0).
-Result<std::vector<int32_t>> sample_tokens(std::shared_ptr<const Model> model, size_t n_tokens, size_t ctx,
-                                           uint64_t seed, uint32_t threads);
+EMBER_API Result<std::vector<int32_t>> sample_tokens(std::shared_ptr<const Model> model, size_t n_tokens, size_t ctx,
+                                                     uint64_t seed, uint32_t threads);
 
 // Runs `tokens` through the float model, recomputing each of its linear layers with the int8 model's
 // weights and per-token activation quantization (isolated error), then both perplexities (windows of ctx).
-Result<QuantReport> measure_quantization(std::shared_ptr<const Model> f32_model, std::shared_ptr<const Model> int8_model,
-                                         const std::vector<int32_t>& tokens, size_t ctx, uint32_t threads);
+EMBER_API Result<QuantReport> measure_quantization(std::shared_ptr<const Model> f32_model, std::shared_ptr<const Model> int8_model,
+                                                   const std::vector<int32_t>& tokens, size_t ctx, uint32_t threads);
 
 
 }  // namespace ember

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ember/export.h"
 #include "ember/status.h"
 
 namespace ember {
@@ -32,7 +33,7 @@ struct SamplerParams {
   uint64_t seed = 0;
 };
 
-class Sampler {
+class EMBER_API Sampler {
  public:
   // Fails with a message naming the parameter when it is out of range (NaN, top_p outside (0, 1],
   // repeat_penalty <= 0) or n_vocab == 0.

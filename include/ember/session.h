@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/export.h"
 #include "ember/model.h"
 #include "ember/status.h"
 
@@ -43,17 +44,17 @@ struct LinearTap {
 // symmetric int8 rows of head_dim values with one f32 scale per (layer, head, position) (a quarter of
 // the bytes, plus 4 bytes per row; the query is quantized too, see src/kernels/attention.h).
 enum class KvType { kF32, kInt8 };
-const char* kv_type_name(KvType t);                         // "f32", "int8"
-Result<KvType> kv_type_from_name(const std::string& name);  // inverse; kInvalidArgument otherwise
+EMBER_API const char* kv_type_name(KvType t);                         // "f32", "int8"
+EMBER_API Result<KvType> kv_type_from_name(const std::string& name);  // inverse; kInvalidArgument otherwise
 
 // The kernel table sessions of this process run: "avxvnni" or "avx2" on x86-64, "neondot" or "neon" on
 // AArch64, "ref" otherwise; the environment variable EMBER_KERNELS pins "ref" or another table the CPU
 // runs (read once). For benchmarks and bug reports.
-const char* kernel_table_name();
+EMBER_API const char* kernel_table_name();
 
 // The CPUs this process may run on: its affinity mask (taskset, cgroup cpusets), else the online CPUs;
 // at least 1. Sessions and trainers cap their threads at it.
-size_t available_cpus();
+EMBER_API size_t available_cpus();
 
 struct SessionOptions {
   // >= 1. More than the CPUs this process may run on (its affinity mask) is capped to them: the pool's
@@ -75,7 +76,7 @@ struct OpProfile {
   uint64_t calls;
 };
 
-class Session {
+class EMBER_API Session {
  public:
   // Fails with kInvalidArgument for n_threads == 0 or n_batch == 0.
   static Result<std::unique_ptr<Session>> create(std::shared_ptr<const Model> model, const SessionOptions& opts);
@@ -126,7 +127,7 @@ struct PerplexityResult {
 // Non-overlapping windows of `ctx` tokens (the last may be shorter); in each window every token after
 // the first is predicted from the window's earlier tokens; mean NLL over all predicted tokens.
 // `progress(done_tokens, total)` is called after each window when given.
-Result<PerplexityResult> compute_perplexity(Session& session, const std::vector<int32_t>& tokens, size_t ctx,
-                                            const std::function<void(size_t, size_t)>& progress = nullptr);
+EMBER_API Result<PerplexityResult> compute_perplexity(Session& session, const std::vector<int32_t>& tokens, size_t ctx,
+                                                      const std::function<void(size_t, size_t)>& progress = nullptr);
 
 }  // namespace ember

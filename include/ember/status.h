@@ -12,6 +12,8 @@
 #include <utility>
 #include <variant>
 
+#include "ember/export.h"
+
 namespace ember {
 
 enum class StatusCode {
@@ -25,7 +27,7 @@ enum class StatusCode {
   kInternal,         // a dependency (XNNPACK, allocation) failed
 };
 
-const char* status_code_name(StatusCode code);
+EMBER_API const char* status_code_name(StatusCode code);
 
 class [[nodiscard]] Status {
  public:
@@ -55,7 +57,7 @@ inline Status internal_error(std::string m) { return Status(StatusCode::kInterna
 
 // Called by Result<T>::value() on an error Result (a caller's bug: check ok() first): prints
 // "ember: value() of an error Result: <message>" to stderr and aborts. Deterministic, never throws.
-[[noreturn]] void die_value_of_error(const Status& status);
+[[noreturn]] EMBER_API void die_value_of_error(const Status& status);
 
 // A value or the Status saying why there is none. value(), operator* and operator-> require ok():
 // on an error they print the message and abort (never throw, never undefined behaviour).

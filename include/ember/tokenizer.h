@@ -21,14 +21,15 @@
 #include <utility>
 #include <vector>
 
+#include "ember/export.h"
 #include "ember/status.h"
 
 namespace ember {
 
 enum class TokenizerKind : uint8_t { kNone = 0, kGpt2Bpe = 1, kChars = 2 };
-const char* tokenizer_kind_name(TokenizerKind k);
+EMBER_API const char* tokenizer_kind_name(TokenizerKind k);
 
-class Tokenizer {
+class EMBER_API Tokenizer {
  public:
   Tokenizer();  // kind() == kNone: encode fails, decode of ids fails
   ~Tokenizer();
@@ -74,7 +75,7 @@ class Tokenizer {
 // Joins token byte pieces into text that never ends inside a UTF-8 sequence: push() returns the
 // longest complete prefix and keeps the rest; flush() returns what is left, with U+FFFD for
 // bytes that never formed a valid sequence. Invalid bytes in the middle also become U+FFFD.
-class Utf8Stream {
+class EMBER_API Utf8Stream {
  public:
   std::string push(std::string_view bytes);
   std::string flush();
@@ -84,6 +85,6 @@ class Utf8Stream {
 };
 
 // True if `s` is valid UTF-8; otherwise *bad_offset (if given) is the first bad byte.
-bool is_valid_utf8(std::string_view s, size_t* bad_offset = nullptr);
+EMBER_API bool is_valid_utf8(std::string_view s, size_t* bad_offset = nullptr);
 
 }  // namespace ember

@@ -41,6 +41,7 @@
 
 #include "ember/config.h"
 #include "ember/convert.h"
+#include "ember/export.h"
 #include "ember/status.h"
 
 namespace ember {
@@ -74,7 +75,7 @@ struct LrSchedule {
   uint64_t warmup = 0;
   uint64_t decay_iters = 0;  // 0: constant lr after warmup
 };
-float learning_rate(const LrSchedule& s, uint64_t it);
+EMBER_API float learning_rate(const LrSchedule& s, uint64_t it);
 
 // One parameter tensor in the flat blocks.
 struct ParamInfo {
@@ -86,7 +87,7 @@ struct ParamInfo {
   bool is_embedding; // wte or wpe
 };
 
-class Trainer {
+class EMBER_API Trainer {
  public:
   // Fresh model, GPT-2 / nanoGPT initialisation: weights and embeddings N(0, 0.02), the residual
   // projections (attn.c_proj, mlp.c_proj) N(0, 0.02 / sqrt(2 n_layer)), biases 0, LN gains 1 and
@@ -178,16 +179,16 @@ struct LossRow {
 // CSV with the header "iter,lr,loss,grad_norm,ms,train_loss,val_loss"; a step row leaves the last two
 // fields empty, an evaluation row the middle four. Formats: lr %.6g, losses %.6f, grad_norm %.5f,
 // ms %.3f (so parse + format reproduces a file's text).
-std::string loss_curve_csv(const std::vector<LossRow>& rows);
-std::string loss_curve_csv_row(const LossRow& row);  // one line with its '\n'
+EMBER_API std::string loss_curve_csv(const std::vector<LossRow>& rows);
+EMBER_API std::string loss_curve_csv_row(const LossRow& row);  // one line with its '\n'
 // Parses such a CSV; fails (kInvalidFile) naming `name` and the line on a wrong header, a wrong field
 // count or a field that is not a number.
-Result<std::vector<LossRow>> parse_loss_curve_csv(std::string_view text, const std::string& name);
+EMBER_API Result<std::vector<LossRow>> parse_loss_curve_csv(std::string_view text, const std::string& name);
 // A self-contained SVG 1.1 document (no scripts, fonts or external references): the training step
 // loss as a thin line (averaged into at most 2000 points when there are more steps), the evaluation
 // train and val losses as lines with a marker per evaluation, axes with ticks and labels, a legend and
 // `title` (XML-escaped). Elements carry ids: polyline#step-loss, polyline#eval-train, polyline#eval-val,
 // and circles of class "eval-train" / "eval-val", one per evaluation row, in row order.
-std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& title);
+EMBER_API std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& title);
 
 }  // namespace ember

@@ -5,7 +5,6 @@
 
 #include <cstring>
 
-#include "kernels/gemm_q8.h"
 #include "model/model_impl.h"
 
 #include <algorithm>
@@ -73,14 +72,6 @@ Result<Linear> Model::Impl::linear(const std::string& weight, const std::string&
     }
   }
   return l;
-}
-
-Status Linear::run(size_t batch, const float* x, float* y, pthreadpool_t pool, const Kernels& K, int8_t* xq,
-                   float* xs) const {
-  if (!is_int8()) return f32.run(batch, x, y, pool);
-  K.quantize_rows_q8(x, batch, in, xq, xs);
-  gemm_q8_parallel(pool, K, GemmQ8Args{xq, xs, w_q8, w_scales, bias, y, batch, in, out});
-  return Status::Ok();
 }
 
 Model::Model() : impl_(new Impl()) {}

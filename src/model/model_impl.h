@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ember/model.h"
+#include "core/visibility.h"
 #include "format/ember_file.h"
 #include "kernels/kernels.h"
 #include "kernels/xnn/linear_xnn.h"
@@ -39,7 +40,7 @@ struct LayerWeights {
   Linear mlp_proj;   // (n_embd, n_ff)
 };
 
-struct Model::Impl {
+struct EMBER_HIDDEN Model::Impl {
   std::unique_ptr<EmberFile> file;
   ModelConfig config;
   Tokenizer tokenizer;
@@ -74,5 +75,15 @@ struct Model::Impl {
   // copy of an f16 tensor) is released, so the model holds one copy of its weights.
   Result<Linear> linear(const std::string& weight, const std::string& bias, size_t in, size_t out);
 };
+
+// The library's route to a Model's internals, which the public header keeps private (Model befriends
+// this struct): the session, the quantizer's measurement, tests and fuzz targets use ModelImpl and
+// model_impl(model).
+struct ModelAccess {
+  using Impl = Model::Impl;
+  static const Impl& impl(const Model& m) { return *m.impl_; }
+};
+using ModelImpl = ModelAccess::Impl;
+inline const ModelImpl& model_impl(const Model& m) { return ModelAccess::impl(m); }
 
 }  // namespace ember

@@ -41,7 +41,7 @@ Result<std::vector<int32_t>> sample_tokens(std::shared_ptr<const Model> model, s
 }
 
 namespace {
-const Linear* find_linear(const Model::Impl& M, const LinearTap& t) {
+const Linear* find_linear(const ModelImpl& M, const LinearTap& t) {
   if (t.layer >= M.layers.size()) return &M.lm_head;
   const LayerWeights& W = M.layers[t.layer];
   const std::string n = t.name;
@@ -55,7 +55,7 @@ const Linear* find_linear(const Model::Impl& M, const LinearTap& t) {
 
 Result<QuantReport> measure_quantization(std::shared_ptr<const Model> fm, std::shared_ptr<const Model> qm,
                                          const std::vector<int32_t>& tokens, size_t ctx, uint32_t threads) {
-  const Model::Impl& Q = qm->impl();
+  const ModelImpl& Q = model_impl(*qm);
   const Kernels& K = kernels();
   struct Acc {
     double err2 = 0, ref2 = 0;

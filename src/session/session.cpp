@@ -7,6 +7,7 @@
 
 #include "core/buffer.h"
 #include "core/threadpool.h"
+#include "core/visibility.h"
 #include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "model/model_impl.h"
@@ -45,9 +46,9 @@ class OpTimer {
 };
 }  // namespace
 
-struct Session::Impl {
+struct EMBER_HIDDEN Session::Impl {
   std::shared_ptr<const Model> model;
-  const Model::Impl* M = nullptr;
+  const ModelImpl* M = nullptr;
   const Kernels* K = nullptr;
   std::unique_ptr<ThreadPool> pool;
   size_t n_batch = 0, n_past = 0;
@@ -244,7 +245,7 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   std::unique_ptr<Session> s(new Session());
   Impl& I = *s->impl_;
   I.model = std::move(model);
-  I.M = &I.model->impl();
+  I.M = &model_impl(*I.model);
   I.K = &kernels();
   const ModelConfig& c = I.M->config;
   I.C = c.n_embd;

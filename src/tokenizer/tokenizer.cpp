@@ -9,6 +9,7 @@
 
 #include <utf8proc.h>
 
+#include "core/visibility.h"
 #include "tokenizer/pretokenize.h"
 
 namespace ember {
@@ -95,7 +96,7 @@ struct BpeScratch {
 
 }  // namespace
 
-struct Tokenizer::Impl {
+struct EMBER_HIDDEN Tokenizer::Impl {
   TokenizerKind kind = TokenizerKind::kNone;
   std::vector<std::string> tokens;
   std::vector<std::pair<int32_t, int32_t>> merges;

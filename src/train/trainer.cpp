@@ -21,6 +21,7 @@
 #include <random>
 
 #include "core/threadpool.h"
+#include "core/visibility.h"
 #include "ember/io.h"
 #include "kernels/kernels.h"
 #include "train/gemm_f32.h"
@@ -123,7 +124,7 @@ float learning_rate(const LrSchedule& s, uint64_t it) {
   return static_cast<float>(s.min_lr + coeff * (static_cast<double>(s.lr) - s.min_lr));
 }
 
-struct Trainer::Impl {
+struct EMBER_HIDDEN Trainer::Impl {
   ModelConfig cfg;
   TrainOptions opts;
   const Kernels* K = nullptr;

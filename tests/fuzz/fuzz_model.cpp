@@ -40,7 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(!file.status().message().empty(), "an error without a message");
     return 0;
   }
-  auto loaded = ember::Model::Impl::load_file(std::move(file).value());
+  auto loaded = ember::ModelImpl::load_file(std::move(file).value());
   if (!loaded.ok()) {
     check(!loaded.status().message().empty(), "an error without a message");
     return 0;
