@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
   std::printf("kernels: %s   reps: %d (median)   sample: >= %.0f ms   cold set: >= %zu MiB\n\n", K.name, opt.reps,
               opt.sample_ms, opt.cold_mib);
   ember::ThreadPool pool2(2);
-  const std::pair<int, pthreadpool_t> pools[] = {{1, nullptr}, {2, pool2.get()}};
+  const std::pair<int, ember::ThreadPool*> pools[] = {{1, nullptr}, {2, &pool2}};
 
   // Memory-read baseline.
   {
@@ -172,8 +172,10 @@ int main(int argc, char** argv) {
         const char* name = reader.first;
         void (*fn)(void*, size_t) = reader.second;
         const int nt = pool.first;
-        pthreadpool_t tp = pool.second;
-        const double s = median_seconds(opt, [&](size_t) { pthreadpool_parallelize_1d(tp, fn, &task, bytes / chunk, 0); });
+        ember::ThreadPool* tp = pool.second;
+        const double s = median_seconds(opt, [&](size_t) {
+          ember::parallel_for(tp, bytes / chunk, [&](size_t i) { fn(&task, i); });
+        });
         std::printf("| %s | %d | %.1f |\n", name, nt, bytes / s * 1e-9);
       }
     std::free(buf);
@@ -224,19 +226,20 @@ int main(int argc, char** argv) {
     wf = std::vector<float>();
     for (const auto& pool : pools) {
       const int nt = pool.first;
-      pthreadpool_t tp = pool.second;
+      ember::ThreadPool* tp = pool.second;
+      pthreadpool_t xnn = tp ? tp->xnnpack_pool() : nullptr;
       const double tq = median_seconds(opt, [&](size_t) { K.quantize_rows_q8(x.data(), batch, in, xq.data(), xs.data()); });
       const double hot = median_seconds(opt, [&](size_t) { ember::gemm_q8_parallel(tp, K, args(wq[0].get())); });
       double cold = NAN;
       if (cold_copies)
         cold = median_seconds(opt, [&](size_t i) { ember::gemm_q8_parallel(tp, K, args(wq[1 + i % cold_copies].get())); });
       const double fhot = median_seconds(opt, [&](size_t) {
-        if (!lin[0].run(batch, x.data(), y.data(), tp).ok()) std::abort();
+        if (!lin[0].run(batch, x.data(), y.data(), xnn).ok()) std::abort();
       });
       double fcold = NAN;
       if (f32_cold)
         fcold = median_seconds(opt, [&](size_t i) {
-          if (!lin[1 + i % f32_cold].run(batch, x.data(), y.data(), tp).ok()) std::abort();
+          if (!lin[1 + i % f32_cold].run(batch, x.data(), y.data(), xnn).ok()) std::abort();
         });
       std::printf("| %s %zux%zu | %zu | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
                   sh.name, out, in, batch, nt, hot * 1e6, q8_bytes / hot * 1e-9, macs / hot * 1e-9, cold * 1e6,

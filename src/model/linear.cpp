@@ -5,9 +5,9 @@
 
 namespace ember {
 
-Status Linear::run(size_t batch, const float* x, float* y, pthreadpool_t pool, const Kernels& K, int8_t* xq,
+Status Linear::run(size_t batch, const float* x, float* y, ThreadPool* pool, const Kernels& K, int8_t* xq,
                    float* xs) const {
-  if (!is_int8()) return f32.run(batch, x, y, pool);
+  if (!is_int8()) return f32.run(batch, x, y, pool ? pool->xnnpack_pool() : nullptr);
   K.quantize_rows_q8(x, batch, in, xq, xs);
   gemm_q8_parallel(pool, K, GemmQ8Args{xq, xs, w_q8, w_scales, bias, y, batch, in, out});
   return Status::Ok();

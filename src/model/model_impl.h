@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ember/model.h"
+#include "core/threadpool.h"
 #include "core/visibility.h"
 #include "format/ember_file.h"
 #include "kernels/kernels.h"
@@ -26,7 +27,7 @@ struct Linear {
   size_t in = 0, out = 0;
 
   bool is_int8() const { return w_q8 != nullptr; }
-  Status run(size_t batch, const float* x, float* y, pthreadpool_t pool, const Kernels& K, int8_t* xq, float* xs) const;
+  Status run(size_t batch, const float* x, float* y, ThreadPool* pool, const Kernels& K, int8_t* xq, float* xs) const;
 };
 
 struct LayerWeights {

@@ -128,14 +128,14 @@ void Session::Impl::attention(size_t layer, size_t B) {
   // keys and values (2 n_ctx d floats) stay in its L2 between blocks instead of every head's passing
   // through; within a block (f32 cache) each L1-sized chunk of them serves all the block's queries.
   AttentionTask task{this, layer, B};
-  pthreadpool_parallelize_2d(pool->get(), reinterpret_cast<pthreadpool_task_2d_t>(attention_block), &task, H,
-                             (B + kAttentionQueries - 1) / kAttentionQueries, parallel_flags());
+  parallel_for_2d(pool.get(), H, (B + kAttentionQueries - 1) / kAttentionQueries,
+                  [&](size_t h, size_t blk) { attention_block(&task, h, blk); });
 }
 
 Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, const LogitsCallback* each,
                               size_t index0) {
   const ModelConfig& c = M->config;
-  pthreadpool_t tp = pool->get();
+  ThreadPool* tp = pool.get();
   {
     OpTimer timer(prof, kEmbed);
     for (size_t t = 0; t < B; ++t) {
@@ -322,7 +322,7 @@ Status Session::classify(float* probs) {
   if (n == 0) return invalid_argument("classify: " + I.model->path() + " has no classifier head");
   if (I.n_past == 0) return invalid_argument("classify: run prefill() on the input first");
   const std::unique_lock<std::mutex> lock = I.M->compute_lock();
-  EMBER_RETURN_IF_ERROR(I.M->cls.run(1, I.hidden.data(), probs, I.pool->get(), *I.K, I.xq.data(), I.xs.data()));
+  EMBER_RETURN_IF_ERROR(I.M->cls.run(1, I.hidden.data(), probs, I.pool.get(), *I.K, I.xq.data(), I.xs.data()));
   I.K->softmax_f32(probs, n);
   return Status::Ok();
 }

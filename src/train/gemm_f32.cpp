@@ -194,10 +194,10 @@ void fill_bias_only(const Job& J) {
 }
 
 // B packed already: tasks are blocks of rows (each reads all of B from the shared panels).
-void run_row_split(pthreadpool_t pool, Job& J) {
-  const size_t threads = pool ? pthreadpool_get_threads_count(pool) : 1;
+void run_row_split(ThreadPool* pool, Job& J) {
+  const size_t threads = pool ? pool->n_threads() : 1;
   const size_t panels = (J.n + kNR - 1) / kNR;
-  // About 6 row groups per thread (pthreadpool's work stealing evens out a busy neighbour), each at
+  // About 6 row groups per thread (the pool's shared counter evens out a busy neighbour), each at
   // least 4 tiles tall; a single group on one thread.
   size_t rows = J.m;
   if (threads > 1) {
@@ -211,14 +211,14 @@ void run_row_split(pthreadpool_t pool, Job& J) {
     if (J.rowsum) rowsums(J, i0, i1);
   };
   if (groups == 1) task(0);
-  else pthreadpool_parallelize_1d(pool, task, groups, parallel_flags());
+  else parallel_for(pool, groups, task);
 }
 
 // B packed per call: tasks are groups of column panels; each packs its own panels (no extra pass over
 // B, no barrier between packing and computing) and runs all rows on them. The row sums of A, if
 // wanted, are one more task.
-void run_col_split(pthreadpool_t pool, Job& J) {
-  const size_t threads = pool ? pthreadpool_get_threads_count(pool) : 1;
+void run_col_split(ThreadPool* pool, Job& J) {
+  const size_t threads = pool ? pool->n_threads() : 1;
   const size_t panels = (J.n + kNR - 1) / kNR;
   size_t per = panels;
   if (threads > 1) per = (panels + 4 * threads - 1) / (4 * threads);
@@ -237,7 +237,7 @@ void run_col_split(pthreadpool_t pool, Job& J) {
   if (!pool || tasks == 1) {
     for (size_t g = 0; g < tasks; ++g) task(g);
   } else {
-    pthreadpool_parallelize_1d(pool, task, tasks, parallel_flags());
+    parallel_for(pool, tasks, task);
   }
 }
 
@@ -318,7 +318,7 @@ bool gemm_f32_uses_avx2() {
   return avx2;
 }
 
-void gemm_f32(pthreadpool_t pool, size_t m, size_t n, size_t k, MatRef a, MatRef b, const float* bias, float* c,
+void gemm_f32(ThreadPool* pool, size_t m, size_t n, size_t k, MatRef a, MatRef b, const float* bias, float* c,
               size_t ldc, bool accumulate, float* pack, float* a_rowsum) {
   if (m == 0 || n == 0) return;
   Job J{gemm_f32_uses_avx2() ? kFast : &kScalar, m, n, k, a, b, pack, bias, c, ldc, accumulate, a_rowsum};
@@ -326,7 +326,7 @@ void gemm_f32(pthreadpool_t pool, size_t m, size_t n, size_t k, MatRef a, MatRef
   run_col_split(pool, J);
 }
 
-void gemm_f32_packed(pthreadpool_t pool, size_t m, size_t n, size_t k, MatRef a, const float* packed_b,
+void gemm_f32_packed(ThreadPool* pool, size_t m, size_t n, size_t k, MatRef a, const float* packed_b,
                      const float* bias, float* c, size_t ldc, bool accumulate, float* a_rowsum) {
   if (m == 0 || n == 0) return;
   Job J{gemm_f32_uses_avx2() ? kFast : &kScalar, m, n, k, a, MatRef{nullptr, 0, 0}, const_cast<float*>(packed_b),

@@ -26,9 +26,9 @@
 // Thread safety: reentrant; pool may be nullptr (runs on the calling thread).
 #pragma once
 
-#include <pthreadpool.h>
-
 #include <cstddef>
+
+#include "core/threadpool.h"
 
 namespace ember {
 namespace train {
@@ -48,10 +48,10 @@ void gemm_pack_b(size_t k, size_t n, MatRef b, float* pack);
 // a_rowsum (optional, m floats): a_rowsum[i] += sum_p A(i, p), computed by the task that owns row i
 // (the bias gradient rides along with dW this way). k == 0 gives C = [C +] bias.
 // `pack` receives the packed B (gemm_pack_floats(k, n) floats).
-void gemm_f32(pthreadpool_t pool, size_t m, size_t n, size_t k, MatRef a, MatRef b, const float* bias, float* c,
+void gemm_f32(ThreadPool* pool, size_t m, size_t n, size_t k, MatRef a, MatRef b, const float* bias, float* c,
               size_t ldc, bool accumulate, float* pack, float* a_rowsum = nullptr);
 // The same with B already packed by gemm_pack_b.
-void gemm_f32_packed(pthreadpool_t pool, size_t m, size_t n, size_t k, MatRef a, const float* packed_b,
+void gemm_f32_packed(ThreadPool* pool, size_t m, size_t n, size_t k, MatRef a, const float* packed_b,
                      const float* bias, float* c, size_t ldc, bool accumulate, float* a_rowsum = nullptr);
 
 // The same product accumulated in double, single-threaded: the test oracle.

@@ -22,8 +22,8 @@ constexpr size_t kRowTile = 16;      // rows per task for row-wise ops
 constexpr size_t kElemTile = 16384;  // elements per task for elementwise ops
 
 template <class F>
-void parallel_tiles(pthreadpool_t pool, size_t n, size_t tile, const F& f) {
-  pthreadpool_parallelize_1d_tile_1d(pool, f, n, tile, parallel_flags());
+void parallel_tiles(ThreadPool* pool, size_t n, size_t tile, const F& f) {
+  parallel_for_tiles(pool, n, tile, f);
 }
 
 // ---- activation derivatives -------------------------------------------------------------------------
@@ -212,7 +212,7 @@ void attention_forward(const OpContext& ctx, float* out, float* att, const float
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const float keep_scale = mask ? 1.0f / (1.0f - p_drop) : 1.0f;
   const Kernels& K = *ctx.K;
-  pthreadpool_parallelize_2d(ctx.pool, [&](size_t b, size_t h) {
+  parallel_for_2d(ctx.pool, B, H, [&](size_t b, size_t h) {
     const size_t task = b * H + h;
     const AttnScratch S = attn_scratch(ctx.scratch, task, T, D);
     const float* q = qkv + b * T * C3 + h * D;  // (T, D), rows 3C apart; k and v follow at +C, +2C
@@ -234,7 +234,7 @@ void attention_forward(const OpContext& ctx, float* out, float* att, const float
     }
     gemm_f32(nullptr, T, D, T, MatRef{p, T, 1}, MatRef{q + 2 * C, C3, 1}, nullptr, out + b * T * C + h * D, C, false,
              S.pack);
-  }, B, H, parallel_flags());
+  });
 }
 
 void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, const float* qkv, const float* att,
@@ -242,7 +242,7 @@ void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, co
   const size_t D = C / H, C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const float keep_scale = mask ? 1.0f / (1.0f - p_drop) : 1.0f;
-  pthreadpool_parallelize_2d(ctx.pool, [&](size_t b, size_t h) {
+  parallel_for_2d(ctx.pool, B, H, [&](size_t b, size_t h) {
     // This task owns the head-h slices of the q, k and v gradients of sequence b.
     const size_t task = b * H + h;
     const AttnScratch S = attn_scratch(ctx.scratch, task, T, D);
@@ -277,7 +277,7 @@ void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, co
     // S = Q K^T:  dQ = dS K,  dK = dS^T Q.
     gemm_f32(nullptr, T, D, T, MatRef{S.dp, T, 1}, MatRef{k, C3, 1}, nullptr, dq, C3, false, S.pack);
     gemm_f32(nullptr, T, D, T, MatRef{S.dp, 1, T}, MatRef{q, C3, 1}, nullptr, dk, C3, false, S.pack);
-  }, B, H, parallel_flags());
+  });
 }
 
 // ---- activations ----------------------------------------------------------------------------------------

@@ -11,11 +11,10 @@
 // Thread safety: reentrant; each call uses only its arguments (pool may be nullptr).
 #pragma once
 
-#include <pthreadpool.h>
-
 #include <cstddef>
 #include <cstdint>
 
+#include "core/threadpool.h"
 #include "ember/config.h"
 #include "kernels/kernels.h"
 
@@ -23,7 +22,7 @@ namespace ember {
 namespace train {
 
 struct OpContext {
-  pthreadpool_t pool = nullptr;
+  ThreadPool* pool = nullptr;
   const Kernels* K = nullptr;
   float* pack = nullptr;     // GEMM packing scratch: gemm_pack_floats(k, n) of every product run without
                              // pre-packed operands (dW: k = rows, n = in)

@@ -197,7 +197,7 @@ struct EMBER_HIDDEN Trainer::Impl {
   }
   train::OpContext shard_ctx(size_t s) const {
     train::OpContext c = sctx[s];
-    c.pool = shards_now() == 1 ? pool->get() : nullptr;
+    c.pool = shards_now() == 1 ? pool.get() : nullptr;
     return c;
   }
   void shard_forward(size_t s, uint64_t fwd);
@@ -362,10 +362,10 @@ Status Trainer::Impl::init(const ModelConfig& c, const TrainOptions& o) {
 }
 
 void Trainer::Impl::pack_weights() {
-  pthreadpool_parallelize_1d(pool->get(), [this](size_t i) {
+  parallel_for(pool.get(), wpacked.size(), [this](size_t i) {
     const Packed& pk = wpacked[i];
     train::pack_linear_weight(params.p + pk.w, pk.in, pk.out, pk.p, pk.dx);
-  }, wpacked.size(), parallel_flags());
+  });
   packed_dirty = false;
 }
 
@@ -430,8 +430,7 @@ Status Trainer::Impl::forward(const int32_t* tokens, const int32_t* targets, siz
   const uint64_t fwd = forwards;
   if (training) ++forwards;
   if (packed_dirty) pack_weights();
-  pthreadpool_parallelize_1d(pool->get(), [this, fwd](size_t s) { shard_forward(s, fwd); }, shards_now(),
-                             parallel_flags());
+  parallel_for(pool.get(), shards_now(), [this, fwd](size_t s) { shard_forward(s, fwd); });
   // The mean over counted rows, summed in row order: the same for any sharding.
   *loss = 0.0f;
   count = 0;
@@ -549,14 +548,13 @@ Status Trainer::Impl::backward(float scale) {
   backward_done = true;
   if (count == 0 && (!classify || cls_count == 0)) return Status::Ok();  // every target ignored: zero gradient
   const size_t n = shards_now();
-  pthreadpool_parallelize_1d(pool->get(), [this, scale](size_t s) { shard_backward(s, scale); }, n,
-                             parallel_flags());
+  parallel_for(pool.get(), n, [this, scale](size_t s) { shard_backward(s, scale); });
   if (n > 1) {
     // grads (holding shard 0's part) += shard 1 + shard 2 + ..., in that order.
     float* g = grads.p;
-    pthreadpool_parallelize_1d_tile_1d(pool->get(), [&](size_t i0, size_t k) {
+    parallel_for_tiles(pool.get(), n_params, kChunk, [&](size_t i0, size_t k) {
       for (size_t s = 1; s < n; ++s) K->add_f32(shard_grad(s) + i0, g + i0, k);
-    }, n_params, kChunk, parallel_flags());
+    });
   }
   return Status::Ok();
 }
@@ -734,11 +732,11 @@ double Trainer::grad_norm() const {
   const size_t n = I.n_params;
   const float* g = I.grads.p;
   double* parts = I.norm_parts.p;
-  pthreadpool_parallelize_1d_tile_1d(I.pool->get(), [&](size_t i0, size_t k) {
+  parallel_for_tiles(I.pool.get(), n, kChunk, [&](size_t i0, size_t k) {
     double s = 0.0;
     for (size_t i = i0; i < i0 + k; ++i) s += static_cast<double>(g[i]) * g[i];
     parts[i0 / kChunk] = s;
-  }, n, kChunk, parallel_flags());
+  });
   double s = 0.0;
   for (size_t c = 0; c < (n + kChunk - 1) / kChunk; ++c) s += parts[c];
   return std::sqrt(s);
@@ -749,9 +747,9 @@ double Trainer::clip_grad_norm(double max_norm) {
   if (max_norm > 0.0 && norm > max_norm) {
     const float c = static_cast<float>(max_norm / (norm + 1e-6));
     float* g = impl_->grads.p;
-    pthreadpool_parallelize_1d_tile_1d(impl_->pool->get(), [&](size_t i0, size_t k) {
+    parallel_for_tiles(impl_->pool.get(), impl_->n_params, kChunk, [&](size_t i0, size_t k) {
       for (size_t i = i0; i < i0 + k; ++i) g[i] *= c;
-    }, impl_->n_params, kChunk, parallel_flags());
+    });
   }
   return norm;
 }
@@ -772,7 +770,7 @@ void Trainer::step(float lr, const AdamWOptions& opt) {
   float* v = I.v.p;
   const std::vector<ParamInfo>& info = I.info;
   // One pass over the flat block; a chunk may span tensors, so it walks the tensor list.
-  pthreadpool_parallelize_1d_tile_1d(I.pool->get(), [&](size_t i0, size_t k) {
+  parallel_for_tiles(I.pool.get(), I.n_params, kChunk, [&](size_t i0, size_t k) {
     size_t ti = 0;
     while (info[ti].offset + info[ti].size <= i0) ++ti;
     for (size_t i = i0; i < i0 + k;) {
@@ -787,7 +785,7 @@ void Trainer::step(float lr, const AdamWOptions& opt) {
         w[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_bc2_sqrt + eps);
       }
     }
-  }, I.n_params, kChunk, parallel_flags());
+  });
   I.packed_dirty = true;
 }
 

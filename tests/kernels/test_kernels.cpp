@@ -425,7 +425,7 @@ TEST_CASE("simd gemm_q8 equals the reference bit for bit (odd shapes, tails, til
             check_same(run_gemm([&](float* y) { K->gemm_q8(xq.data(), xs.data(), batch, w.data(), ws.data(), b, y, in, out); },
                                 batch, out),
                        want);
-            check_same(run_gemm([&](float* y) { GemmQ8Args a = a0; a.y = y; ember::gemm_q8_parallel(pool.get(), *K, a); },
+            check_same(run_gemm([&](float* y) { GemmQ8Args a = a0; a.y = y; ember::gemm_q8_parallel(&pool, *K, a); },
                                 batch, out),
                        want);
           }
@@ -471,7 +471,7 @@ TEST_CASE("simd gemm_q8: tiles write exactly their part; larger batches and GPT-
       std::vector<float> xs = randn(batch, rng, 0.02f), ws = randn(out, rng, 0.01f), bias = randn(out, rng);
       const GemmQ8Args a0{xq.data(), xs.data(), w.data(), ws.data(), bias.data(), nullptr, batch, in, out};
       auto want = run_gemm([&](float* y) { GemmQ8Args a = a0; a.y = y; ref().gemm_q8_tile(a, 0, batch, 0, out); }, batch, out);
-      for (pthreadpool_t tp : {static_cast<pthreadpool_t>(nullptr), pool.get()})
+      for (ember::ThreadPool* tp : {static_cast<ember::ThreadPool*>(nullptr), &pool})
         check_same(run_gemm([&](float* y) { GemmQ8Args a = a0; a.y = y; ember::gemm_q8_parallel(tp, *K, a); }, batch, out),
                    want);
     }
@@ -538,7 +538,7 @@ TEST_CASE("gemm_q8 against the float matmul: within the derived quantization bou
       std::vector<float> xs(batch), ws(out), y(batch * out);
       K->quantize_rows_q8(x.data(), batch, in, xq.data(), xs.data());
       K->quantize_rows_q8(W.data(), out, in, wq.data(), ws.data());
-      ember::gemm_q8_parallel(pool.get(), *K, GemmQ8Args{xq.data(), xs.data(), wq.data(), ws.data(), bias.data(), y.data(), batch, in, out});
+      ember::gemm_q8_parallel(&pool, *K, GemmQ8Args{xq.data(), xs.data(), wq.data(), ws.data(), bias.data(), y.data(), batch, in, out});
       double ratio_sum = 0, worst_of_bound = 0;
       for (size_t t = 0; t < batch; ++t)
         for (size_t o = 0; o < out; ++o) {

@@ -85,7 +85,7 @@ struct Ctx {
   tr::OpContext ctx;
   std::vector<float> scratch;
   explicit Ctx(size_t threads = 2) : pool(threads), pack(1 << 20), scratch(1 << 20) {
-    ctx.pool = pool.get();
+    ctx.pool = &pool;
     ctx.K = &ember::kernels();
     ctx.pack = pack.data();
     ctx.scratch = scratch.data();
@@ -289,14 +289,14 @@ TEST_CASE("gemm_f32 matches a double reference in all three linear-layer forms, 
         std::vector<float> rowsum(m, 1.0f);
         if (form == 3 && acc) {  // pre-packed B, and the row sums of A
           tr::gemm_pack_b(k, n, Bm, pack.data());
-          tr::gemm_f32_packed(pool.get(), m, n, k, A, pack.data(), nullptr, c.data(), n, true, rowsum.data());
+          tr::gemm_f32_packed(&pool, m, n, k, A, pack.data(), nullptr, c.data(), n, true, rowsum.data());
           for (size_t i = 0; i < m; ++i) {
             double s = 1.0, mag = 1.0;
             for (size_t p = 0; p < k; ++p) s += A.p[i * A.rs + p * A.cs], mag += std::fabs(A.p[i * A.rs + p * A.cs]);
             REQUIRE(std::fabs(rowsum[i] - s) <= 1e-6 * (k + 1) * mag);
           }
         } else {
-          tr::gemm_f32(pool.get(), m, n, k, A, Bm, acc ? nullptr : bias.data(), c.data(), n, acc, pack.data(),
+          tr::gemm_f32(&pool, m, n, k, A, Bm, acc ? nullptr : bias.data(), c.data(), n, acc, pack.data(),
                        form == 1 ? rowsum.data() : nullptr);
         }
         tr::gemm_f32_ref(m, n, k, A, Bm, acc ? nullptr : bias.data(), want.data(), n, acc);
@@ -322,8 +322,8 @@ TEST_CASE("gemm_f32 is bitwise identical at 1 and 2 threads") {
   std::vector<float> a = randn(m * k, rng), b = randn(k * n, rng), pack(tr::gemm_pack_floats(k, n));
   std::vector<float> c1(m * n), c2(m * n);
   ember::ThreadPool p1(1), p2(2);
-  tr::gemm_f32(p1.get(), m, n, k, {a.data(), k, 1}, {b.data(), 1, k}, nullptr, c1.data(), n, false, pack.data());
-  tr::gemm_f32(p2.get(), m, n, k, {a.data(), k, 1}, {b.data(), 1, k}, nullptr, c2.data(), n, false, pack.data());
+  tr::gemm_f32(&p1, m, n, k, {a.data(), k, 1}, {b.data(), 1, k}, nullptr, c1.data(), n, false, pack.data());
+  tr::gemm_f32(&p2, m, n, k, {a.data(), k, 1}, {b.data(), 1, k}, nullptr, c2.data(), n, false, pack.data());
   CHECK(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
 }
 

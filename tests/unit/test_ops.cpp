@@ -89,8 +89,8 @@ TEST_CASE("XNNPACK f32 linear matches the scalar reference on random shapes") {
     auto lin = ember::LinearF32::create(w.data(), b.data(), in, out, "test");
     REQUIRE_MESSAGE(lin.ok(), lin.status().message());
     w.assign(w.size(), 0.0f);  // the operator packed its own copy
-    for (pthreadpool_t tp : {static_cast<pthreadpool_t>(nullptr), pool.get()}) {
-      REQUIRE(lin->run(batch, x.data(), got.data(), tp).ok());
+    for (ember::ThreadPool* tp : {static_cast<ember::ThreadPool*>(nullptr), &pool}) {
+      REQUIRE(lin->run(batch, x.data(), got.data(), tp ? tp->xnnpack_pool() : nullptr).ok());
       double max_err = 0;
       for (size_t i = 0; i < got.size(); ++i) max_err = std::max(max_err, static_cast<double>(std::fabs(got[i] - want[i])));
       CHECK(max_err < 1e-5 * std::sqrt(static_cast<double>(in)) + 1e-6);

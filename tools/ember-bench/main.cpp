@@ -49,7 +49,7 @@ double peak_rss_mib() {
 
 // CPU seconds of the whole process (all threads). On a loaded machine a 1-thread run's tokens per CPU
 // second stay close to its speed on a quiet one (time spent preempted is not counted); with more threads
-// pthreadpool's spin-waiting counts too.
+// the pool's waiting (spinning briefly before its threads sleep) counts too.
 double cpu_seconds() {
   timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);

@@ -5,8 +5,6 @@
 #include <limits>
 #include <mutex>
 
-#include "core/threadpool.h"
-
 namespace ember {
 
 Status xnn_init_once() {
@@ -23,7 +21,7 @@ Result<LinearF32> LinearF32::create(const float* w, const float* b, size_t in, s
   xnn_operator_t op = nullptr;
   const float inf = std::numeric_limits<float>::infinity();
   xnn_status st = xnn_create_fully_connected_nc_f32(in, out, in, out, w, b, -inf, inf,
-                                                    (parallel_flags() & PTHREADPOOL_FLAG_YIELD_WORKERS) ? XNN_FLAG_YIELD_WORKERS : 0, &op);
+                                                    XNN_FLAG_YIELD_WORKERS, &op);  // see ThreadPool::xnnpack_pool
   if (st != xnn_status_success)
     return internal_error(name + ": XNNPACK fully-connected create failed (status " + std::to_string(st) + ")");
   LinearF32 l;
