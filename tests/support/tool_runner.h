@@ -10,6 +10,7 @@
 #include <iterator>
 #include <string>
 
+#include "skip.h"
 #include "test_paths.h"
 
 namespace ember_test {
@@ -38,5 +39,8 @@ struct ToolRunner {
     return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   }
 };
+
+// True when the tool was built; otherwise a skip naming it, or under CI a failure (skip.h).
+inline bool need_tool(const ToolRunner& t) { return need_file(t.exe, "a tool: not built"); }
 
 }  // namespace ember_test

@@ -971,10 +971,7 @@ std::vector<uint8_t> tensor_bytes(const std::string& path) {
 
 TEST_CASE("ember-train: trains, checkpoints, resumes exactly, and rejects bad command lines") {
   Tool tool;
-  if (!tool.present()) {
-    MESSAGE("skipped: " << tool.exe << " not built");
-    return;
-  }
+  if (!ember_test::need_tool(tool)) return;
   {
     std::ofstream f(tool.dir + "/data.txt");
     for (int i = 0; i < 150; ++i) f << "The quick brown fox jumps over the lazy dog; " << i % 7 << " times.\n";
@@ -1040,10 +1037,7 @@ TEST_CASE("ember-train: trains, checkpoints, resumes exactly, and rejects bad co
 TEST_CASE("ember-train on tiny shakespeare: the loss falls below the unigram level within 150 steps") {
   Tool tool;
   const std::string data = ember_test::shared_data_dir() + "/text/tinyshakespeare.txt";
-  if (!tool.present() || !ember_test::exists(data)) {
-    MESSAGE("skipped: needs " << tool.exe << " and " << data);
-    return;
-  }
+  if (!ember_test::need_tool(tool) || !ember_test::need_file(data, "tiny shakespeare")) return;
   REQUIRE(tool.run("pretrain --data " + data + " --out " + tool.dir + "/s.ember --n-layer 2 --n-head 4 --n-embd 64 "
                    "--block 32 --batch 8 --iters 150 --warmup 20 --eval-every 0 --eval-iters 10 --threads 2") == 0);
   const std::string err = tool.err();

@@ -8,16 +8,14 @@
 #include <random>
 
 #include "ember/quantize.h"
+#include "skip.h"
 #include "test_paths.h"
 
 TEST_CASE("absmax int8 on GPT-2's real h.0.attn.c_attn weight reproduces the published values") {
   // BASELINES.md (M. Labonne, "Introduction to Weight Quantization"): per-tensor absmax, scale =
   // max|W| / 127, round half to even. quantize_rows_symmetric over one row = the whole tensor.
   const std::string path = ember_test::shared_data_dir() + "/weights/gpt2-124M-fixtures/h0_attn_c_attn_weight_768x2304.f32le";
-  if (!ember_test::exists(path)) {
-    MESSAGE("skipped: " << path << " not present");
-    return;
-  }
+  if (!ember_test::need_file(path, "GPT-2's h.0 weight")) return;
   const size_t rows = 768, cols = 2304;
   std::vector<float> w(rows * cols);
   std::ifstream f(path, std::ios::binary);

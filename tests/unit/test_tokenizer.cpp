@@ -17,6 +17,7 @@
 
 #include "ember/convert.h"
 #include "ember/tokenizer.h"
+#include "skip.h"
 #include "test_paths.h"
 #include "tokenizer/pretokenize.h"
 
@@ -294,10 +295,7 @@ TEST_CASE("GPT-2 BPE: concurrent encodes agree") {
 
 TEST_CASE("tinyshakespeare: BPE and char counts match nanoGPT") {
   const std::string path = shared_data_dir() + "/text/tinyshakespeare.txt";
-  if (!exists(path)) {
-    MESSAGE("skipped: " << path << " not found");
-    return;
-  }
+  if (!ember_test::need_file(path, "tiny shakespeare")) return;
   const std::string text = read_file(path);
   REQUIRE(text.size() == 1115394);
   const size_t split = 1003854;
@@ -358,10 +356,7 @@ TEST_CASE("moby_dick and sotu: BPE counts and hashes match the references") {
   };
   for (const Corpus& c : corpora) {
     const std::string path = shared_data_dir() + "/text/" + c.file;
-    if (!exists(path)) {
-      MESSAGE("skipped: " << path << " not found");
-      continue;
-    }
+    if (!ember_test::need_file(path, "a shared corpus")) continue;
     CAPTURE(c.file);
     const std::string text = read_file(path);
     REQUIRE(text.size() > c.split);
