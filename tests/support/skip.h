@@ -48,13 +48,17 @@ inline void skip(const std::string& reason) {
   std::fflush(stdout);
 }
 
-// True when `path` exists; otherwise a skip naming it (`what` says what it is), or under CI a failure.
-inline bool need_file(const std::string& path, const std::string& what = "") {
-  if (exists(path)) return true;
-  const std::string reason = path + " is missing" + (what.empty() ? "" : " (" + what + ")");
+// `present`, or else a skip for `reason` (under CI a failure).
+inline bool need(bool present, const std::string& reason) {
+  if (present) return true;
   if (ci()) FAIL_CHECK("CI=true: " << reason << " (CI runs with ../shared/data present and every tool built)");
   else skip(reason);
   return false;
+}
+
+// True when `path` exists; otherwise a skip naming it (`what` says what it is), or under CI a failure.
+inline bool need_file(const std::string& path, const std::string& what = "") {
+  return need(exists(path), path + " is missing" + (what.empty() ? "" : " (" + what + ")"));
 }
 
 }  // namespace ember_test
