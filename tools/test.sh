@@ -15,8 +15,10 @@
 #                               build-aarch64/), then programs built against the installed tree only
 #   tools/test.sh --native   steps 1, 3 and 4 (no ARM)
 #   tools/test.sh --no-asan  steps 1, 2 and 4
-# Runs every step even when one fails; prints the time of each step, ends with one line
-# "tests: N passed, N failed" over all runs, and exits non-zero if any test failed.
+# Runs every step even when one fails; prints the time of each step, lists what was skipped, ends with
+# one line "tests: N passed, N failed, N skipped (S suites, C test cases)" over all runs, and exits
+# non-zero if any test failed. A skip is a test that cannot run here (no ../shared/data, a tool that did
+# not build, a platform limit); under CI=true the tests turn missing data or tools into failures.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,21 +31,34 @@ for arg in "$@"; do
   esac
 done
 
-passed=0 failed=0
+passed=0 failed=0 skipped_suites=0 skipped_cases=0
+skip_log=$(mktemp)
+trap 'rm -f "$skip_log"' EXIT
 # Counts the results of the last `meson test` in build dir $1 (meson-logs/testlog.json, one JSON object
-# per test; skipped tests count as neither).
+# per test): a suite that exited 77 (SKIP) is a skipped suite; in the others, the test cases that
+# skipped (tests/support/skip.h: "SKIPPED: ..." lines and a count) are skipped test cases. The SKIPPED
+# lines go to $skip_log for the list at the end.
 count() {
   local counts
   counts=$(python3 -c '
-import json, sys
-p = f = 0
-for line in open(sys.argv[1]):
-    r = json.loads(line).get("result")
-    p += r in ("OK", "EXPECTEDFAIL")
-    f += r in ("FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS", "INTERRUPT")
-print(p, f)' "$1/meson-logs/testlog.json" 2>/dev/null || echo "0 1")
-  passed=$((passed + ${counts% *}))
-  failed=$((failed + ${counts#* }))
+import json, re, sys
+p = f = s = c = 0
+with open(sys.argv[3], "a") as log:
+    for line in open(sys.argv[1]):
+        t = json.loads(line)
+        r = t.get("result")
+        p += r in ("OK", "EXPECTEDFAIL")
+        f += r in ("FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS", "INTERRUPT")
+        s += r == "SKIP"
+        out = t.get("stdout") or ""
+        m = re.search(r"^\[ember\] skipped: (\d+) of", out, re.M)
+        c += int(m.group(1)) if m and r != "SKIP" else 0
+        for l in out.splitlines():
+            if l.startswith("SKIPPED: "):
+                log.write("   %s/ %s%s: %s\n" % (sys.argv[2], t["name"], " (whole suite)" if r == "SKIP" else "", l[9:]))
+print(p, f, s, c)' "$1/meson-logs/testlog.json" "$1" "$skip_log" 2>/dev/null || echo "0 1 0 0")
+  read -r p f s c <<< "$counts"
+  passed=$((passed + p)) failed=$((failed + f)) skipped_suites=$((skipped_suites + s)) skipped_cases=$((skipped_cases + c))
 }
 # Which kernel table the kernels suite saw (its dispatch test's message), for the log.
 show_kernels() {
@@ -188,5 +203,9 @@ for t in json.load(sys.stdin):
   fi
 fi
 
-echo "tests: $passed passed, $failed failed"
+if [[ -s $skip_log ]]; then
+  echo "== test: skipped"
+  cat "$skip_log"
+fi
+echo "tests: $passed passed, $failed failed, $((skipped_suites + skipped_cases)) skipped ($skipped_suites suites, $skipped_cases test cases)"
 [[ $failed -eq 0 ]]

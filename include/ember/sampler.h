@@ -8,7 +8,10 @@
 // logits divided by the penalty, negative ones multiplied), then temperature <= 0 means greedy
 // (argmax, lowest id on ties); otherwise logits / temperature, top-k, softmax, top-p (smallest set
 // whose probability reaches top_p), and a draw from a xoshiro256** generator seeded by `seed`, so a
-// seed reproduces a run on every platform. sample() does not allocate.
+// seed reproduces a run on every platform. History ids outside [0, n_vocab) are ignored. Ties between
+// equal logits go to the lower id (top-k keeps the lower ids; top-p counts them first).
+// probabilities() gives the distribution sample() draws from, for tests and tools that show it.
+// sample() and probabilities() do not allocate.
 // Thread safety: a Sampler is not thread-safe (it owns its RNG state and buffers): one per thread.
 // Non-finite logits (a broken model): NaN is never chosen; when the largest logit is +inf (or every
 // logit is -inf or NaN) sample() returns the first candidate holding it, without drawing. The result is
@@ -38,11 +41,25 @@ class EMBER_API Sampler {
   // Fails with a message naming the parameter when it is out of range (NaN, top_p outside (0, 1],
   // repeat_penalty <= 0) or n_vocab == 0.
   static Result<Sampler> create(const SamplerParams& params, size_t n_vocab);
+  // The next token: logits (n_vocab), history (n_history ids, oldest first; nullptr when 0).
   int32_t sample(const float* logits, const int32_t* history, size_t n_history);
+  // The distribution the next sample() with the same arguments draws from: writes n_vocab floats to
+  // probs, probs[i] = the probability of token i, 0 outside the candidates left by top-k and top-p.
+  // Greedy (temperature <= 0) and the no-draw cases above give 1 for the token sample() returns. Uses
+  // sample()'s own code (every step but the draw); the generator is left unchanged.
+  void probabilities(const float* logits, const int32_t* history, size_t n_history, float* probs);
   const SamplerParams& params() const { return p_; }
 
  private:
   Sampler() = default;
+  // Every step but the draw: idx_[0, n) are the candidates in draw order and logits_[idx_[i]] their
+  // unnormalised weights, summing to total; n == 0 means there is nothing to draw: `chosen` is the token.
+  struct Candidates {
+    size_t n;
+    double total;
+    int32_t chosen;
+  };
+  Candidates candidates(const float* logits, const int32_t* history, size_t n_history);
   double uniform();  // [0, 1)
   SamplerParams p_;
   size_t n_vocab_ = 0;

@@ -42,7 +42,7 @@ double Sampler::uniform() {
   return static_cast<double>(r >> 11) * 0x1.0p-53;
 }
 
-int32_t Sampler::sample(const float* logits, const int32_t* history, size_t n_history) {
+Sampler::Candidates Sampler::candidates(const float* logits, const int32_t* history, size_t n_history) {
   const size_t V = n_vocab_;
   float* l = logits_.data();
   // A NaN logit (a broken or hostile model) would make the ordering below inconsistent, which
@@ -62,7 +62,7 @@ int32_t Sampler::sample(const float* logits, const int32_t* history, size_t n_hi
       l[t] = l[t] > 0.0f ? l[t] / p_.repeat_penalty : l[t] * p_.repeat_penalty;
     }
   }
-  if (p_.temperature <= 0.0f) return static_cast<int32_t>(std::max_element(l, l + V) - l);
+  if (p_.temperature <= 0.0f) return {0, 0.0, static_cast<int32_t>(std::max_element(l, l + V) - l)};
 
   const float inv_t = 1.0f / p_.temperature;
   for (size_t i = 0; i < V; ++i) l[i] *= inv_t;
@@ -81,7 +81,7 @@ int32_t Sampler::sample(const float* logits, const int32_t* history, size_t n_hi
   // Infinite logits have no softmax: the first candidate of the largest logit (all -inf: any).
   if (!std::isfinite(mx))
     for (size_t i = 0; i < n; ++i)
-      if (l[idx[i]] == mx) return idx[i];
+      if (l[idx[i]] == mx) return {0, 0.0, idx[i]};
   double total = 0.0;
   for (size_t i = 0; i < n; ++i) {
     const float e = std::exp(l[idx[i]] - mx);
@@ -101,13 +101,31 @@ int32_t Sampler::sample(const float* logits, const int32_t* history, size_t n_hi
     n = keep;
     total = cum;
   }
-  const double u = uniform() * total;
+  return {n, total, -1};
+}
+
+int32_t Sampler::sample(const float* logits, const int32_t* history, size_t n_history) {
+  const Candidates c = candidates(logits, history, n_history);
+  if (c.n == 0) return c.chosen;
+  const float* w = logits_.data();
+  const int32_t* idx = idx_.data();
+  const double u = uniform() * c.total;
   double acc = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    acc += l[idx[i]];
+  for (size_t i = 0; i < c.n; ++i) {
+    acc += w[idx[i]];
     if (u < acc) return idx[i];
   }
-  return idx[n - 1];
+  return idx[c.n - 1];
+}
+
+void Sampler::probabilities(const float* logits, const int32_t* history, size_t n_history, float* probs) {
+  const Candidates c = candidates(logits, history, n_history);
+  std::fill(probs, probs + n_vocab_, 0.0f);
+  if (c.n == 0) {
+    probs[c.chosen] = 1.0f;
+    return;
+  }
+  for (size_t i = 0; i < c.n; ++i) probs[idx_[i]] = static_cast<float>(logits_[idx_[i]] / c.total);
 }
 
 }  // namespace ember

@@ -348,6 +348,42 @@ TEST_CASE("quantize_rows_q8: reference semantics") {
   for (int i = 0; i < 5; ++i) CHECK(q[i] == 0);
 }
 
+TEST_CASE("quantize_rows_q8 on every table rounds exact ties half to even (scales 1/2, 1, 2; vector body and tail)") {
+  // Each row: max |x| = 127 s (the scale s, exact), the rest s * m / 2 for odd m, so x / s = m / 2 lands
+  // on k + 0.5, positive and negative, in every lane of the vector body and of the tail. Expected: m / 2
+  // rounded half to even by integer arithmetic (no nearbyint): of (m - 1) / 2 and (m + 1) / 2 the even one.
+  auto half_to_even = [](int m) { return ((m - 1) / 2) % 2 == 0 ? (m - 1) / 2 : (m + 1) / 2; };
+  for (const Kernels* K : simd_and_ref()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t n : {2u, 7u, 9u, 15u, 17u, 31u, 33u, 37u, 254u}) {
+      CAPTURE(n);
+      const float scales[3] = {0.5f, 1.0f, 2.0f};
+      std::vector<float> x(3 * n);
+      std::vector<int> want(3 * n);
+      for (size_t r = 0; r < 3; ++r) {
+        const float s = scales[r];
+        for (size_t i = 0; i < n; ++i) {
+          const int m = static_cast<int>((i * 37 + r * 11) % 254) - 127;  // -127 .. 126
+          const int odd = m % 2 != 0 ? m : (m >= 0 ? m + 1 : m - 1);     // odd, |odd| <= 127
+          x[r * n + i] = s * static_cast<float>(odd) / 2.0f;
+          want[r * n + i] = half_to_even(odd);
+        }
+        const size_t at = (r * 5) % n;  // the max, somewhere else in each row
+        x[r * n + at] = (r % 2 ? -127.0f : 127.0f) * s;
+        want[r * n + at] = r % 2 ? -127 : 127;
+      }
+      std::vector<int8_t> q(3 * n, 99);
+      std::vector<float> sc(3, NAN);
+      K->quantize_rows_q8(x.data(), 3, n, q.data(), sc.data());
+      for (size_t r = 0; r < 3; ++r) CHECK(sc[r] == scales[r]);
+      int wrong = 0;
+      for (size_t i = 0; i < 3 * n; ++i) wrong += q[i] != want[i];
+      CHECK(wrong == 0);
+    }
+  }
+}
+
 TEST_CASE("simd quantize_rows_q8 equals the reference bit for bit") {
   std::mt19937 rng(21);
   for (const Kernels* K : ember::simd_kernels()) {

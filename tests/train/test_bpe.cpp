@@ -234,10 +234,9 @@ std::pair<size_t, size_t> token_counts(const std::string& err) {
 
 TEST_CASE("ember-train pretrain --vocab bpe: several files, the vocabulary from the train parts, a model the tools run") {
   Train tool;
-  if (!tool.present()) {
-    MESSAGE("skipped: " << tool.exe << " not built");
-    return;
-  }
+  if (!ember_test::need_tool(tool)) return;
+  for (const char* t : {"ember-generate", "ember-perplexity", "ember-quantize", "ember-classify"})
+    if (!ember_test::need_tool(t)) return;
   const std::string D = tool.dir;
   std::mt19937 rng(3);
   std::string a, b;
@@ -337,10 +336,9 @@ TEST_CASE("ember-train pretrain --vocab gpt2 on tiny shakespeare: nanoGPT's 301,
   Train tool;
   const std::string data = ember_test::shared_data_dir() + "/text/tinyshakespeare.txt";
   const std::string dir = ember_test::shared_data_dir() + "/tokenizers/gpt2";
-  if (!tool.present() || !ember_test::exists(data) || !ember_test::exists(dir + "/encoder.json")) {
-    MESSAGE("skipped: needs " << tool.exe << ", " << data << " and " << dir);
+  if (!ember_test::need_tool(tool) || !ember_test::need_file(data, "tiny shakespeare") ||
+      !ember_test::need_file(dir + "/encoder.json", "GPT-2's tokenizer"))
     return;
-  }
   REQUIRE(tool.run("pretrain --data " + data + " --vocab gpt2 --tokenizer-dir " + dir + " --n-layer 1 --n-head 1 --n-embd 8 "
                    "--block 8 --batch 1 --iters 1 --eval-every 0 --eval-iters 1 --threads 1 --out " + tool.dir + "/g.ember") == 0);
   const auto [n_train, n_val] = token_counts(tool.err());

@@ -48,10 +48,7 @@ std::vector<Row> synthetic(uint32_t seed) {
 
 TEST_CASE("ember-train finetune: GPT-1 fine-tuning of a tiny pretrained model classifies in the runtime") {
   Tool tool;
-  if (!ember_test::exists(tool.exe)) {
-    MESSAGE("skipped: " << tool.exe << " not built");
-    return;
-  }
+  if (!ember_test::need_tool(tool)) return;
   const std::string D = tool.dir;
   {
     std::mt19937 rng(7);

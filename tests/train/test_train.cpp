@@ -356,9 +356,9 @@ TEST_CASE("layernorm backward matches finite differences") {
   for (auto& v : db) v += 0.5f;
   const double ex = rel_err(dx, fx), eg = rel_err(dg, fg), eb = rel_err(db, fb);
   MESSAGE("layernorm: rel err dx " << ex << " dg " << eg << " db " << eb);
-  CHECK(ex < 1e-5);
-  CHECK(eg < 1e-5);
-  CHECK(eb < 1e-5);
+  CHECK(ex < 2e-6);  // measured <= 1.3e-7 (x86-64)
+  CHECK(eg < 2e-6);
+  CHECK(eb < 2e-6);
 }
 
 TEST_CASE("linear backward matches finite differences (input, weight, bias; write and accumulate)") {
@@ -383,9 +383,9 @@ TEST_CASE("linear backward matches finite differences (input, weight, bias; writ
   const double ew = rel_err(dw, fd_grad([&](const Vd& v) { return loss(xd, v, bd); }, wd));
   const double eb = rel_err(db, fd_grad([&](const Vd& v) { return loss(xd, wd, v); }, bd));
   MESSAGE("linear: rel err dx " << ex << " dw " << ew << " db " << eb);
-  CHECK(ex < 1e-5);
-  CHECK(ew < 1e-5);
-  CHECK(eb < 1e-5);
+  CHECK(ex < 2e-6);  // measured <= 9.3e-8 (x86-64)
+  CHECK(ew < 2e-6);
+  CHECK(eb < 2e-6);
   // Parameter gradients accumulate; input gradient accumulates on request.
   std::vector<float> dw1 = dw, dx1 = dx;
   tr::linear_backward(X.ctx, dx.data(), true, dw.data(), db.data(), dy.data(), x.data(), w.data(), N, IC, OC);
@@ -420,7 +420,7 @@ TEST_CASE("attention backward matches finite differences, with and without dropo
         qd);
     const double e = rel_err(dqkv, f);
     MESSAGE("attention (dropout " << with_mask << "): rel err dqkv " << e);
-    CHECK(e < 1e-5);
+    CHECK(e < 2e-6);  // measured <= 1.6e-7 (x86-64)
   }
 }
 
@@ -557,7 +557,7 @@ TEST_CASE("whole-model gradient matches finite differences of a double reference
       Vd f(fd.begin() + info.offset, fd.begin() + info.offset + info.size);
       const double e = rel_err(g, f);
       if (e > worst) worst = e, worst_name = info.name;
-      CHECK_MESSAGE(e < 1e-4, info.name << " rel err " << e);
+      CHECK_MESSAGE(e < 1e-5, info.name << " rel err " << e);  // measured <= 8.1e-7 (x86-64)
     }
     MESSAGE(norm_name << ", " << act_name
                                                << std::string(c.tied_lm_head ? ", tied" : ", untied") << ": worst tensor rel err "
@@ -627,7 +627,7 @@ TEST_CASE("classifier head: L2 + lambda * L1 gradient matches finite differences
         const double e = rel_err(std::vector<float>(tr.grads() + info.offset, tr.grads() + info.offset + info.size),
                                  Vd(fd.begin() + info.offset, fd.begin() + info.offset + info.size));
         worst = std::max(worst, e);
-        CHECK_MESSAGE(e < 1e-4, info.name << " rel err " << e);
+        CHECK_MESSAGE(e < 1e-5, info.name << " rel err " << e);  // measured <= 1.3e-6 (x86-64)
       }
       MESSAGE(norm_name << std::string(with_lm ? ", cls + 0.5 LM" : ", cls only") << ": worst tensor rel err " << worst);
     }
@@ -716,7 +716,7 @@ TEST_CASE("two AdamW steps match PyTorch (loss, every gradient, clipping, accumu
       const double e = rel_err(std::vector<float>(tr.grads() + info.offset, tr.grads() + info.offset + info.size),
                                std::vector<float>(g1.begin() + info.offset, g1.begin() + info.offset + info.size));
       e_grad = std::max(e_grad, e);
-      CHECK_MESSAGE(e < 1e-4, info.name << " gradient rel err " << e);
+      CHECK_MESSAGE(e < 1e-5, info.name << " gradient rel err " << e);  // measured <= 6.7e-7 (x86-64)
     }
     const double norm1 = tr.clip_grad_norm(clip);
     CHECK(std::fabs(norm1 - double(s1["grad_norm"])) / double(s1["grad_norm"]) < 1e-5);
@@ -764,10 +764,10 @@ TEST_CASE("two AdamW steps match PyTorch (loss, every gradient, clipping, accumu
     const double e_p2 = param_err(p2, s2["lr"].get<double>());
     MESSAGE(name << ": loss rel err " << e_loss << " / " << e_loss2 << ", worst gradient rel err " << e_grad
                  << ", params abs err after step 1 " << e_p1 << ", after step 2 " << e_p2 << " (lr 1e-2, 3e-3)");
-    CHECK(e_loss < 1e-5);
-    CHECK(e_loss2 < 1e-5);
+    CHECK(e_loss < 1e-6);  // measured <= 5.8e-8 (x86-64)
+    CHECK(e_loss2 < 1e-6);
     // 1e-3 of the step size (parameters are O(0.1 - 1): about 1e-4 relative). Adam's step
-    // lr * g / (|g| + eps) amplifies gradient rounding where |g| is near eps; measured <= 1e-6.
+    // lr * g / (|g| + eps) amplifies gradient rounding where |g| is near eps; measured <= 8.5e-7.
     CHECK(e_p1 < 1e-5);
     CHECK(e_p2 < 1e-5);
   }
@@ -821,7 +821,7 @@ TEST_CASE("a trained model written with to_spec + write_model_file runs in the r
     };
     REQUIRE((*session)->prefill(seq.data(), seq.size(), &cb).ok());
     MESSAGE(std::string(ember::norm_placement_name(norm)) << ": runtime vs trainer logits, worst |diff| / (1 + |logit|) = " << worst);
-    CHECK(worst < 1e-4);
+    CHECK(worst < 2e-6);  // measured 2.3e-7 (x86-64, AVX2 and reference kernels)
   }
 }
 
@@ -971,10 +971,7 @@ std::vector<uint8_t> tensor_bytes(const std::string& path) {
 
 TEST_CASE("ember-train: trains, checkpoints, resumes exactly, and rejects bad command lines") {
   Tool tool;
-  if (!tool.present()) {
-    MESSAGE("skipped: " << tool.exe << " not built");
-    return;
-  }
+  if (!ember_test::need_tool(tool)) return;
   {
     std::ofstream f(tool.dir + "/data.txt");
     for (int i = 0; i < 150; ++i) f << "The quick brown fox jumps over the lazy dog; " << i % 7 << " times.\n";
@@ -1040,10 +1037,7 @@ TEST_CASE("ember-train: trains, checkpoints, resumes exactly, and rejects bad co
 TEST_CASE("ember-train on tiny shakespeare: the loss falls below the unigram level within 150 steps") {
   Tool tool;
   const std::string data = ember_test::shared_data_dir() + "/text/tinyshakespeare.txt";
-  if (!tool.present() || !ember_test::exists(data)) {
-    MESSAGE("skipped: needs " << tool.exe << " and " << data);
-    return;
-  }
+  if (!ember_test::need_tool(tool) || !ember_test::need_file(data, "tiny shakespeare")) return;
   REQUIRE(tool.run("pretrain --data " + data + " --out " + tool.dir + "/s.ember --n-layer 2 --n-head 4 --n-embd 64 "
                    "--block 32 --batch 8 --iters 150 --warmup 20 --eval-every 0 --eval-iters 10 --threads 2") == 0);
   const std::string err = tool.err();

@@ -323,10 +323,7 @@ TEST_CASE("loss curve SVG: degenerate and extreme ranges end, with a few finite 
 
 TEST_CASE("ember-train writes the SVG next to the CSV; plot draws one from a CSV; python's XML parser reads it") {
   Train tool;
-  if (!tool.present()) {
-    MESSAGE("skipped: " << tool.exe << " not built");
-    return;
-  }
+  if (!ember_test::need_tool(tool)) return;
   const std::string D = tool.dir;
   {
     std::ofstream f(D + "/data.txt");
@@ -355,24 +352,19 @@ TEST_CASE("ember-train writes the SVG next to the CSV; plot draws one from a CSV
   CHECK(!ember_test::exists(D + "/bad.svg"));
 
   // An independent XML parser, where there is one.
-  if (ember_test::exists("/usr/bin/python3")) {
+  if (ember_test::need_file("/usr/bin/python3", "python3: the SVG was checked by the test's own XML parser only")) {
     const std::string py = "/usr/bin/python3 -c \"import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); "
                            "ns = '{http://www.w3.org/2000/svg}'; "
                            "print(sum(len(p.get('points').split()) for p in r.iter(ns + 'polyline') if p.get('id') == 'step-loss'), "
                            "len(list(r.iter(ns + 'circle'))))\" " + D + "/p.svg > " + D + "/py.txt 2>&1";
     CHECK(std::system(py.c_str()) == 0);
     CHECK(slurp(D + "/py.txt") == "12 8\n");
-  } else {
-    MESSAGE("no /usr/bin/python3: the SVG was checked by the test's own XML parser only");
   }
 }
 
 TEST_CASE("kill -9 at random moments, also inside checkpoint writes: the checkpoint always loads, --resume ends like a straight run") {
   Train tool;
-  if (!tool.present()) {
-    MESSAGE("skipped: " << tool.exe << " not built");
-    return;
-  }
+  if (!ember_test::need_tool(tool)) return;
   const std::string D = tool.dir;
   {
     std::ofstream f(D + "/data.txt");
@@ -504,10 +496,7 @@ TEST_CASE("kill -9 at random moments, also inside checkpoint writes: the checkpo
 
 TEST_CASE("nanoGPT token files (uint16 train.bin / val.bin): the same run as on the text they came from; bad files named") {
   Train tool;
-  if (!tool.present()) {
-    MESSAGE("skipped: " << tool.exe << " not built");
-    return;
-  }
+  if (!ember_test::need_tool(tool)) return;
   // tests/train/make_token_files.py wrote the .bin files the way nanoGPT's prepare.py scripts do, from
   // corpus.txt split at 90% of its characters (= --split chars): char ids and GPT-2 BPE ids.
   const std::string D = tool.dir, T = ember_test::data_dir() + "/train", text = T + "/bpe/corpus.txt";

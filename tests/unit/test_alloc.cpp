@@ -91,11 +91,15 @@ TEST_CASE("decode and sampling allocate nothing per token") {
         REQUIRE(sampler.ok());
         std::vector<int32_t> hist = {1, 2, 3, 4};
         hist.reserve(64);
+        std::vector<float> probs(model->config().n_vocab);
+        bool drawn_from_probs = true;
         REQUIRE((*s)->prefill(hist.data(), hist.size()).ok());
         g_allocs = 0;
         g_counting = true;
         for (int i = 0; i < 20; ++i) {
+          sampler->probabilities((*s)->logits(), hist.data(), hist.size(), probs.data());
           const int32_t next = sampler->sample((*s)->logits(), hist.data(), hist.size());
+          drawn_from_probs = drawn_from_probs && probs[next] > 0.0f;
           hist.push_back(next);
           if (!(*s)->decode(next).ok()) break;
         }
@@ -103,6 +107,7 @@ TEST_CASE("decode and sampling allocate nothing per token") {
         CHECK((*s)->n_past() == 24);
         CHECK((*s)->kv_type() == kv);
         CHECK(g_allocs == 0);
+        CHECK(drawn_from_probs);
       }
     }
   }

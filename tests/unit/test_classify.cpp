@@ -12,6 +12,7 @@
 #include "ember/model.h"
 #include "ember/quantize.h"
 #include "ember/session.h"
+#include "skip.h"
 #include "test_paths.h"
 
 namespace {
@@ -183,10 +184,7 @@ TEST_CASE("jsonl dataset: fields, optional fields, and errors that name the line
 
 TEST_CASE("jsonl dataset: the shared SMS spam file has the documented splits") {
   const std::string path = ember_test::shared_data_dir() + "/classification/sms_spam.jsonl";
-  if (!ember_test::exists(path)) {
-    MESSAGE("skipped: " << path << " not present");
-    return;
-  }
+  if (!ember_test::need_file(path, "the SMS spam dataset")) return;
   auto rows = ember::read_jsonl_dataset(path);
   REQUIRE_MESSAGE(rows.ok(), rows.status().message());
   CHECK(rows->size() == 5574);

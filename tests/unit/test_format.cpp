@@ -12,6 +12,7 @@
 #include "ember/convert.h"
 #include "ember/model.h"
 #include "ember/session.h"
+#include "ember_generated.h"
 #include "format/ember_file.h"
 #include "test_paths.h"
 
@@ -223,6 +224,54 @@ TEST_CASE("format: missing tensor, wrong shape, bad scales and bad config are na
     s.tensors.back().name = "extra";
     REQUIRE(ember::write_model_file_unchecked(s, p).ok());
     CHECK(load_error(p).find("unexpected tensor 'extra'") != std::string::npos);
+  }
+  std::remove(p.c_str());
+}
+
+namespace {
+
+// The bytes of `s` as write_model_file lays them out (size-prefixed FlatBuffer, zeros to 64 bytes, each
+// tensor's data at its offset from there), except that tensor `which` starts `shift` bytes after its
+// 64-byte boundary; no tokenizer. Built here from the schema, not by the writer, so a test can break the
+// one rule it is about.
+std::string file_with_shifted_tensor(const ember::ModelSpec& s, size_t which, uint64_t shift) {
+  namespace fb = ember::fb;
+  flatbuffers::FlatBufferBuilder b;
+  const ember::ModelConfig& c = s.config;
+  auto cfg = fb::CreateConfig(b, c.n_vocab, c.n_ctx, c.n_embd, c.n_head, c.n_layer, c.n_ff, c.norm_eps,
+                              static_cast<fb::NormPlacement>(c.norm), static_cast<fb::Activation>(c.activation),
+                              c.tied_lm_head, c.n_classes);
+  std::vector<flatbuffers::Offset<fb::Tensor>> tensors;
+  std::vector<uint64_t> at;
+  uint64_t end = 0;
+  for (size_t i = 0; i < s.tensors.size(); ++i) {
+    const ember::TensorData& t = s.tensors[i];
+    at.push_back(ember::align_up(end) + (i == which ? shift : 0));
+    tensors.push_back(fb::CreateTensor(b, b.CreateString(t.name), b.CreateVector(t.shape), static_cast<fb::DType>(t.dtype),
+                                       at.back(), t.data.size()));
+    end = at.back() + t.data.size();
+  }
+  b.FinishSizePrefixed(fb::CreateModel(b, ember::kFormatVersion, cfg, 0, b.CreateVector(tensors)), ember::kFileIdentifier);
+  std::string bytes(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  bytes.resize(ember::align_up(bytes.size()), '\0');
+  const size_t data_start = bytes.size();
+  bytes.resize(data_start + ember::align_up(end), '\0');
+  for (size_t i = 0; i < s.tensors.size(); ++i)
+    std::memcpy(&bytes[data_start + at[i]], s.tensors[i].data.data(), s.tensors[i].data.size());
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("format: tensor data must start on a 64-byte boundary (4, 16, 32 and 48 bytes past one are refused)") {
+  const ember::ModelSpec s = tiny_spec();
+  const std::string p = tmp_path("shifted.ember");
+  write_all(p, file_with_shifted_tensor(s, 3, 0));  // the same layout, aligned: it loads
+  REQUIRE(load_error(p) == "");
+  for (uint64_t shift : {4u, 16u, 32u, 48u}) {
+    CAPTURE(shift);
+    write_all(p, file_with_shifted_tensor(s, 3, shift));
+    CHECK(load_error(p).find("tensor '" + s.tensors[3].name + "': data offset is not 64-byte aligned") != std::string::npos);
   }
   std::remove(p.c_str());
 }

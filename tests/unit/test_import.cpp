@@ -854,10 +854,7 @@ TEST_CASE("import: tokenizer files beside the checkpoint") {
 
 TEST_CASE("import: GPT-2 BPE files beside an hf-gpt2 checkpoint") {
   const std::string tok_dir = ember_test::data_dir() + "/gpt2";
-  if (!ember_test::exists(tok_dir + "/encoder.json")) {
-    MESSAGE("skipped: " << tok_dir << "/encoder.json absent");
-    return;
-  }
+  REQUIRE_MESSAGE(ember_test::exists(tok_dir + "/encoder.json"), tok_dir << "/encoder.json is missing from the repository");
   TmpDir d;
   Checkpoint c = make_checkpoint(Src::kHfGpt2, "");
   c.write(d);
@@ -981,10 +978,7 @@ TEST_CASE("golden checkpoints import with the documented configs") {
   for (const Want& w : wants) {
     CAPTURE(w.dir);
     const std::string dir = root + "/" + w.dir;
-    if (!ember_test::exists(dir + "/model.safetensors")) {
-      MESSAGE("skipped: " << dir << " absent");
-      continue;
-    }
+    REQUIRE_MESSAGE(ember_test::exists(dir + "/model.safetensors"), dir << "/model.safetensors is missing from the repository");
     std::ifstream gf(dir + "/golden.json");
     REQUIRE(gf.good());
     const json want = json::parse(gf)["config"];

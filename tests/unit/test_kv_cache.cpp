@@ -21,6 +21,7 @@
 #include "ember/model.h"
 #include "ember/quantize.h"
 #include "ember/session.h"
+#include "skip.h"
 #include "test_paths.h"
 
 using ember::KvType;
@@ -206,14 +207,13 @@ TEST_CASE("int8 vs f32 KV on the default model: tiny shakespeare val text, logit
   auto m = *loaded;
   const std::string text_path = ember_test::shared_data_dir() + "/text/tinyshakespeare.txt";
   std::string text;
-  if (ember_test::exists(text_path)) {
+  if (ember_test::need_file(text_path, "tiny shakespeare; the golden nanogpt text is used instead")) {
     // The first 8 windows of n_ctx characters of the val split (the last 10%, nanoGPT's split); the whole
     // split is measured with ember-perplexity in the README.
     std::ifstream f(text_path, std::ios::binary);
     std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     text = all.substr(all.size() * 9 / 10, 8 * m->config().n_ctx);
   } else {
-    MESSAGE(text_path << " not present: using the golden nanogpt text (also Shakespeare)");
     std::ifstream f(ember_test::data_dir() + "/golden/nanogpt/text.txt", std::ios::binary);
     text.assign((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   }

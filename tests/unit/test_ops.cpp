@@ -84,6 +84,7 @@ TEST_CASE("XNNPACK f32 linear matches the scalar reference on random shapes") {
     CAPTURE(in);
     CAPTURE(out);
     std::vector<float> x = randn(batch * in, rng), w = randn(out * in, rng, 0.3f), b = randn(out, rng);
+    const std::vector<float> w_copy = w;
     std::vector<float> want(batch * out), got(batch * out, NAN);
     ember::linear_f32_ref(x.data(), w.data(), b.data(), want.data(), batch, in, out);
     auto lin = ember::LinearF32::create(w.data(), b.data(), in, out, "test");
@@ -95,10 +96,21 @@ TEST_CASE("XNNPACK f32 linear matches the scalar reference on random shapes") {
       for (size_t i = 0; i < got.size(); ++i) max_err = std::max(max_err, static_cast<double>(std::fabs(got[i] - want[i])));
       CHECK(max_err < 1e-5 * std::sqrt(static_cast<double>(in)) + 1e-6);
     }
-    // Without bias.
+    // Without bias: x W^T on the same weights (restored), and nothing added.
+    w = w_copy;
     auto nb = ember::LinearF32::create(w.data(), nullptr, in, out, "nobias");
     REQUIRE(nb.ok());
+    w.assign(w.size(), 0.0f);
+    std::vector<float> want_nb(batch * out);
+    ember::linear_f32_ref(x.data(), w_copy.data(), nullptr, want_nb.data(), batch, in, out);
+    got.assign(got.size(), NAN);
     REQUIRE(nb->run(batch, x.data(), got.data(), nullptr).ok());
-    for (float v : got) CHECK(v == 0.0f);
+    double nb_err = 0, nb_rms = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      nb_err = std::max(nb_err, static_cast<double>(std::fabs(got[i] - want_nb[i])));
+      nb_rms += double(want_nb[i]) * want_nb[i];
+    }
+    CHECK(nb_err < 1e-5 * std::sqrt(static_cast<double>(in)) + 1e-6);
+    CHECK(std::sqrt(nb_rms / got.size()) > 0.1);  // x W^T is not zero here: the comparison means something
   }
 }

@@ -38,6 +38,7 @@
 #include "format/ember_file.h"
 #include "kernels/kernels.h"
 #include "model_specs.h"
+#include "skip.h"
 #include "test_paths.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -389,11 +390,11 @@ TEST_CASE("security: a session refuses an empty prompt, a prompt past n_ctx, ids
 
 TEST_CASE("security: a model asking for more memory than there is gives an error, not an exception") {
 #if EMBER_TEST_ASAN
-  MESSAGE("skipped under AddressSanitizer (its shadow memory does not fit an address-space limit)");
+  ember_test::skip("under AddressSanitizer (its shadow memory does not fit an address-space limit)");
 #else
   if (!ember_test::env_or("EMBER_EXE_WRAPPER", "").empty()) {
     // qemu-user maps guest memory inside its own reservation: the guest's RLIMIT_AS does not bound it.
-    MESSAGE("skipped under an emulator (" << ember_test::env_or("EMBER_EXE_WRAPPER", "") << "): RLIMIT_AS does not apply");
+    ember_test::skip("under an emulator (" + ember_test::env_or("EMBER_EXE_WRAPPER", "") + "): RLIMIT_AS does not apply");
     return;
   }
   // 8 MB of weights (wpe: n_ctx 32768 x n_embd 64) and n_head 64 ask for 512 MiB of attention scores

@@ -17,6 +17,7 @@
 
 #include "ember/convert.h"
 #include "ember/tokenizer.h"
+#include "skip.h"
 #include "test_paths.h"
 #include "tokenizer/pretokenize.h"
 
@@ -294,10 +295,7 @@ TEST_CASE("GPT-2 BPE: concurrent encodes agree") {
 
 TEST_CASE("tinyshakespeare: BPE and char counts match nanoGPT") {
   const std::string path = shared_data_dir() + "/text/tinyshakespeare.txt";
-  if (!exists(path)) {
-    MESSAGE("skipped: " << path << " not found");
-    return;
-  }
+  if (!ember_test::need_file(path, "tiny shakespeare")) return;
   const std::string text = read_file(path);
   REQUIRE(text.size() == 1115394);
   const size_t split = 1003854;
@@ -358,10 +356,7 @@ TEST_CASE("moby_dick and sotu: BPE counts and hashes match the references") {
   };
   for (const Corpus& c : corpora) {
     const std::string path = shared_data_dir() + "/text/" + c.file;
-    if (!exists(path)) {
-      MESSAGE("skipped: " << path << " not found");
-      continue;
-    }
+    if (!ember_test::need_file(path, "a shared corpus")) continue;
     CAPTURE(c.file);
     const std::string text = read_file(path);
     REQUIRE(text.size() > c.split);
@@ -546,6 +541,47 @@ TEST_CASE("is_valid_utf8 reports the first bad byte") {
   CHECK(off == 2);
   CHECK_FALSE(ember::is_valid_utf8("\xC3\xA9\x80", &off));  // stray continuation
   CHECK(off == 2);
+}
+
+TEST_CASE("is_valid_utf8 agrees with decoding and checking the shortest form, for every lead and second byte") {
+  // The oracle decodes by arithmetic (length from the lead byte's high bits, 6 bits per continuation
+  // byte) and then applies the rules: the shortest encoding of a scalar value <= U+10FFFF that is not a
+  // surrogate. ember checks Unicode's table of well-formed byte ranges instead; both must agree on every
+  // lead byte x second byte (overlongs of every length, surrogates, > U+10FFFF, the ranges' edges), with
+  // 0x80 or 0xBF as the remaining bytes, alone and after a prefix that takes the 8-byte ASCII path.
+  auto oracle = [](const std::string& t) {
+    const auto b = [&](size_t i) { return static_cast<unsigned char>(t[i]); };
+    const size_t len = b(0) < 0x80 ? 1 : b(0) < 0xC0 ? 0 : b(0) < 0xE0 ? 2 : b(0) < 0xF0 ? 3 : b(0) < 0xF8 ? 4 : 0;
+    if (len == 0 || t.size() != len) return false;
+    uint32_t cp = len == 1 ? b(0) : b(0) & (0x7F >> len);
+    for (size_t i = 1; i < len; ++i) {
+      if ((b(i) & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (b(i) & 0x3F);
+    }
+    const uint32_t shortest = len == 1 ? 0 : len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    return cp >= shortest && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+  };
+  size_t checked = 0, valid_multi = 0;
+  for (int b0 = 0; b0 < 256; ++b0)
+    for (int b1 = 0; b1 < 256; ++b1)
+      for (unsigned char rest : {0x80, 0xBF}) {
+        const unsigned char lead = static_cast<unsigned char>(b0);
+        const size_t len = lead < 0x80 ? 1 : lead >= 0xC0 && lead < 0xE0 ? 2 : lead >= 0xE0 && lead < 0xF0 ? 3 : lead >= 0xF0 && lead < 0xF8 ? 4 : 2;
+        std::string t(1, static_cast<char>(b0));
+        if (len > 1) t += static_cast<char>(b1);
+        while (t.size() < len) t += static_cast<char>(rest);
+        const bool want = oracle(t);
+        CAPTURE(b0);
+        CAPTURE(b1);
+        CHECK(ember::is_valid_utf8(t) == want);
+        CHECK(ember::is_valid_utf8("0123456789" + t) == want);
+        ++checked;
+        valid_multi += want && b0 >= 0x80;
+      }
+  MESSAGE(checked << " sequences, " << valid_multi << " valid multi-byte ones");
+  // Table 3-7 counted by hand, lead x second byte (x 2 for the two fillers): C2-DF x 64 = 1920;
+  // E0 x 32 + E1-EC x 64 + ED x 32 + EE-EF x 64 = 960; F0 x 48 + F1-F3 x 64 + F4 x 16 = 256.
+  CHECK(valid_multi == 2 * (1920 + 960 + 256));
 }
 
 TEST_CASE("load_gpt2_tokenizer errors name the file and entry") {
