@@ -8,53 +8,11 @@ set -u
 B=$1/tools
 D=$2
 shift 2
-# Every tool below must be built (a sanitizer build runs with --no-rebuild after `ninja -k 0`): one that
-# is not fails under CI (CI=true) naming it; elsewhere the suite is skipped (exit 77, meson's SKIP).
-missing=()
-for tool in ember-generate ember-perplexity ember-inspect ember-quantize ember-bench ember-classify; do
-  [[ -x $B/$tool ]] || missing+=("$B/$tool")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  if [[ -n ${CI:-} && $CI != 0 && $CI != false ]]; then
-    echo "FAIL: CI=true: not built: ${missing[*]}"
-    exit 1
-  fi
-  echo "SKIPPED: cli: not built: ${missing[*]}"
-  exit 77
-fi
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-if [[ $# -gt 0 ]]; then
-  # One launcher per tool, so that every "$B/tool" below runs through the wrapper. exec keeps exit
-  # codes and signals (qemu-user re-raises the guest's fatal signal) as the tests expect them.
-  mkdir "$T/bin"
-  for exe in "$B"/ember-*; do
-    [[ -f $exe && -x $exe ]] || continue
-    { echo '#!/usr/bin/env bash'; printf 'exec'; printf ' %q' "$@" "$exe"; echo ' "$@"'; } > "$T/bin/${exe##*/}"
-    chmod +x "$T/bin/${exe##*/}"
-  done
-  B=$T/bin
-  echo "cli: tools run through: $*"
-fi
-pass=0 fail=0
-
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_fail NAME EXPECTED_SUBSTRING CMD...: non-zero exit (not a signal) and the message on stderr.
-expect_fail() {
-  local name=$1 want=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [[ $rc -eq 0 ]]; then bad "$name: exit 0, expected failure"; return; fi
-  if [[ $rc -ge 128 ]]; then bad "$name: killed by signal $((rc - 128))"; return; fi
-  if ! grep -qF -- "$want" "$T/err"; then bad "$name: stderr lacks '$want': $(head -c 300 "$T/err")"; return; fi
-  ok
-}
-expect_ok() {
-  local name=$1; shift
-  "$@" >"$T/out" 2>"$T/err" || { bad "$name: exit $?: $(head -c 300 "$T/err")"; return; }
-  ok
-}
+source "$(dirname "$0")/../support/cli_lib.sh"
+cli_require_tools cli ember-generate ember-perplexity ember-inspect ember-quantize ember-bench ember-classify
+cli_wrap "$@"
 
 # A working model: the golden nanoGPT char model (65 characters; its n_ctx from the fixture's golden.json).
 NCTX=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["config"]["n_ctx"])' "$D/golden/nanogpt/golden.json")

@@ -12,6 +12,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../support/cli_lib.sh"
+cli_require_tools hostile ember-generate ember-perplexity ember-inspect ember-quantize ember-bench ember-classify ember-train
 cli_wrap "$@"
 LIMIT=${EMBER_HOSTILE_TIMEOUT:-120}  # seconds per command: a hang fails instead of stalling the suite
 

@@ -2,6 +2,22 @@
 # D (tests/data) and T (a temporary directory that the suite removes). EXE_WRAPPER arguments, if any,
 # are in "$@" of the caller: call cli_wrap "$@" to run every tool through them (a cross build's qemu).
 
+# cli_require_tools SUITE TOOL...: every tool must be built (a sanitizer build runs with --no-rebuild
+# after `ninja -k 0`): one that is not fails under CI (CI=true) naming it; elsewhere the suite is skipped
+# (exit 77, meson's SKIP).
+cli_require_tools() {
+  local suite=$1 tool missing=()
+  shift
+  for tool in "$@"; do [[ -x $B/$tool ]] || missing+=("$B/$tool"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ -n ${CI:-} && $CI != 0 && $CI != false ]]; then
+    echo "FAIL: CI=true: not built: ${missing[*]}"
+    exit 1
+  fi
+  echo "SKIPPED: $suite: not built: ${missing[*]}"
+  exit 77
+}
+
 pass=0 fail=0
 ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
