@@ -103,6 +103,41 @@ Result<std::string> read_file(const std::string& path, uint64_t max_bytes) {
   return f.read_all(path, max_bytes);
 }
 
+Result<std::vector<int32_t>> parse_token_ids(std::string_view text, const std::string& name) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',') {
+      ++i;
+      continue;
+    }
+    if (c < '0' || c > '9')
+      return invalid_argument(name + ": unexpected character '" + std::string(1, c) + "' at offset " + std::to_string(i) +
+                              " (token ids are decimal numbers separated by spaces or commas)");
+    int64_t v = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      v = v * 10 + (text[i++] - '0');
+      if (v > INT32_MAX) return invalid_argument(name + ": id too large at offset " + std::to_string(i));
+    }
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
+}
+
+Result<std::vector<int32_t>> read_token_file(const std::string& path, uint64_t max_bytes) {
+  EMBER_ASSIGN_OR_RETURN(std::string bytes, read_file(path, max_bytes));
+  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".bin") == 0) {
+    if (bytes.size() % 2 != 0)
+      return invalid_file(path + ": " + std::to_string(bytes.size()) + " bytes is not a whole number of uint16 token ids");
+    std::vector<int32_t> ids(bytes.size() / 2);
+    for (size_t i = 0; i < ids.size(); ++i)
+      ids[i] = static_cast<uint8_t>(bytes[2 * i]) | (static_cast<uint8_t>(bytes[2 * i + 1]) << 8);
+    return ids;
+  }
+  return parse_token_ids(bytes, path);
+}
+
 namespace {
 
 // A path whose last component may not exist yet, made absolute with links resolved: realpath() of the

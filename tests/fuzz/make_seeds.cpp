@@ -16,6 +16,7 @@
 
 #include "ember/convert.h"
 #include "ember/quantize.h"
+#include "ember/train.h"
 
 namespace {
 
@@ -272,6 +273,26 @@ void text_seeds(const std::string& data) {
     put("bpe_encode", "vector_" + std::to_string(i), nlohmann::json::parse(line)["text"].get<std::string>());
   put("bpe_encode", "invalid_utf8", "ab\xff\xfe" "cd \xe2\x82 \xed\xa0\x80 \xf4\x90\x80\x80");
   put("bpe_encode", "mixed", "ROMEO:\n  What's this?  It's 2024 \xe2\x80\x94 caf\xc3\xa9, \xf0\x9f\x98\x80!!\t\tend   ");
+
+  put("token_file", "ids.txt", slurp(data + "/golden/nanogpt/tokens.txt"));
+  put("token_file", "commas", "464, 2068,50256\r\n\t1 2147483647");
+  put("token_file", "bad", "1 2 x 3");
+
+  // Loss curves as ember-train writes them, and the degenerate ranges that once hung the plot.
+  std::string csv = "iter,lr,loss,grad_norm,ms,train_loss,val_loss\n";
+  for (uint64_t i = 0; i < 40; ++i) {
+    ember::LossRow r;
+    r.iter = i, r.lr = 1e-3, r.loss = 4.0 / (1 + 0.1 * i), r.grad_norm = 1.5, r.ms = 28.7;
+    csv += ember::loss_curve_csv_row(r);
+    if (i % 10 == 0) {
+      ember::LossRow e;
+      e.eval = true, e.iter = i, e.train_loss = r.loss, e.val_loss = r.loss * 1.05;
+      csv += ember::loss_curve_csv_row(e);
+    }
+  }
+  put("loss_csv", "run.csv", csv);
+  put("loss_csv", "flat_huge.csv", "iter,lr,loss,grad_norm,ms,train_loss,val_loss\n1,0.001,1e30,1,1,,\n2,0.001,1e30,1,1,,\n3,,,,,1e300,1e300\n");
+  put("loss_csv", "extremes.csv", "iter,lr,loss,grad_norm,ms,train_loss,val_loss\n18446744073709551614,0.001,-1e308,1,1,,\n18446744073709551615,0.001,1e308,1,1,,\n");
 }
 
 }  // namespace

@@ -705,3 +705,21 @@ TEST_CASE("security: threads beyond the CPUs are capped unless oversubscribe is 
   so.oversubscribe = true;
   CHECK(ember::Session::create(*m, so).value()->n_threads() == cpus + 1);
 }
+
+TEST_CASE("security: token files: ids as text or uint16, errors naming the file and offset") {
+  auto ok = ember::parse_token_ids("464, 2068\t1\r\n2147483647", "t");
+  REQUIRE(ok.ok());
+  CHECK(*ok == std::vector<int32_t>{464, 2068, 1, 2147483647});
+  CHECK(contains(error_of(ember::parse_token_ids("1 2 x3", "t.ids")), "t.ids: unexpected character 'x' at offset 4"));
+  CHECK(contains(error_of(ember::parse_token_ids("1 -2", "t.ids")), "unexpected character '-' at offset 2"));
+  CHECK(contains(error_of(ember::parse_token_ids("2147483648", "t.ids")), "t.ids: id too large"));
+  CHECK(ember::parse_token_ids("", "t")->empty());
+  const std::string bin = tmp("val.bin");
+  write_all(bin, std::string("\x01\x00\xff\xff", 4));
+  auto b = ember::read_token_file(bin);
+  REQUIRE(b.ok());
+  CHECK(*b == std::vector<int32_t>{1, 65535});
+  write_all(bin, "abc");
+  CHECK(contains(error_of(ember::read_token_file(bin)), "3 bytes is not a whole number of uint16 token ids"));
+  CHECK(contains(error_of(ember::read_token_file(ember_test::temp_dir())), "is a directory"));
+}

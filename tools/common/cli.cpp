@@ -162,26 +162,7 @@ void check(const std::string& prog, const ember::Status& s) {
   if (!s.ok()) fail(prog, s.message());
 }
 
-ember::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  size_t i = 0;
-  while (i < text.size()) {
-    const char c = text[i];
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',') {
-      ++i;
-      continue;
-    }
-    if (c < '0' || c > '9')
-      return ember::invalid_argument("token ids: unexpected character '" + std::string(1, c) + "' at offset " + std::to_string(i));
-    int64_t v = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      v = v * 10 + (text[i++] - '0');
-      if (v > INT32_MAX) return ember::invalid_argument("token ids: id too large at offset " + std::to_string(i));
-    }
-    ids.push_back(static_cast<int32_t>(v));
-  }
-  return ids;
-}
+ember::Result<std::vector<int32_t>> parse_ids(const std::string& text) { return ember::parse_token_ids(text, "token ids"); }
 
 void check_outputs(const std::string& prog, const std::vector<std::string>& outputs,
                    const std::vector<std::string>& inputs) {
@@ -201,20 +182,7 @@ void check_outputs(const std::string& prog, const std::vector<std::string>& outp
   }
 }
 
-ember::Result<std::vector<int32_t>> read_token_file(const std::string& path) {
-  EMBER_ASSIGN_OR_RETURN(std::string bytes, ember::read_file(path));
-  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".bin") == 0) {
-    if (bytes.size() % 2 != 0)
-      return ember::invalid_file(path + ": " + std::to_string(bytes.size()) + " bytes is not a whole number of uint16 token ids");
-    std::vector<int32_t> ids(bytes.size() / 2);
-    for (size_t i = 0; i < ids.size(); ++i)
-      ids[i] = static_cast<uint8_t>(bytes[2 * i]) | (static_cast<uint8_t>(bytes[2 * i + 1]) << 8);
-    return ids;
-  }
-  auto r = parse_ids(bytes);
-  if (!r.ok()) return r.status().with_context(path);
-  return r;
-}
+ember::Result<std::vector<int32_t>> read_token_file(const std::string& path) { return ember::read_token_file(path); }
 
 std::string json_escape(const std::string& s) {
   std::string o = "\"";

@@ -1,0 +1,40 @@
+// Fuzz target "loss_csv": the loss-curve CSV reader (parse_loss_curve_csv, what `ember-train plot` and
+// --resume read) and the SVG drawn from what it accepts (loss_curve_svg, whose axes once looped forever
+// on a degenerate range). An accepted CSV's rows, written back with loss_curve_csv_row, parse to the
+// same rows; the SVG of any accepted CSV is finite and bounded.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "ember/train.h"
+
+namespace {
+void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "fuzz_loss_csv: invariant failed: %s\n", what);
+    std::abort();
+  }
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string in(reinterpret_cast<const char*>(data), size);
+  auto rows = ember::parse_loss_curve_csv(in, "fuzz.csv");
+  if (!rows.ok()) {
+    check(rows.status().message().rfind("fuzz.csv", 0) == 0, "an error that does not name the file");
+    return 0;
+  }
+  const std::string svg = ember::loss_curve_svg(*rows, "fuzz");
+  check(svg.size() < 100000 + 200 * rows->size(), "an SVG out of proportion to its rows");
+  check(svg.find("nan") == std::string::npos && svg.find("inf") == std::string::npos, "a non-finite coordinate");
+  // Written back (rows hold what the CSV said, printed at the writer's precision): the same row kinds
+  // and steps.
+  std::string csv = std::string("iter,lr,loss,grad_norm,ms,train_loss,val_loss\n");
+  for (const auto& r : *rows) csv += ember::loss_curve_csv_row(r);
+  auto again = ember::parse_loss_curve_csv(csv, "again");
+  check(again.ok() && again->size() == rows->size(), "written rows do not parse back");
+  for (size_t i = 0; i < rows->size(); ++i)
+    check((*again)[i].eval == (*rows)[i].eval && (*again)[i].iter == (*rows)[i].iter, "a row changed kind or step");
+  return 0;
+}
