@@ -73,7 +73,7 @@ Axis make_axis(double lo, double hi, int want, double min_width, bool round_ends
   constexpr double kBig = std::numeric_limits<double>::max() / 4;
   Axis a;
   if (!(lo <= hi)) return a;  // no data: [0, 1]
-  lo = std::max(lo, -kBig), hi = std::min(hi, kBig);
+  lo = std::min(std::max(lo, -kBig), kBig), hi = std::min(std::max(hi, -kBig), kBig);
   // Too narrow to draw (equal values, or a width lost to rounding at this magnitude): widen around them.
   const double mag = std::max(std::fabs(lo), std::fabs(hi));
   if (!(hi - lo >= std::max(min_width, mag * 1e-9))) {
