@@ -301,7 +301,8 @@ TEST_CASE("loss curve SVG: degenerate and extreme ranges end, with a few finite 
   const std::vector<std::pair<double, double>> cases = {{1e30, 1e30}, {1e300, 1e300}, {-1e308, 1e308}, {big, big},
                                                         {-big, big},  {5, 5},         {1e-300, 1e-300}, {0, 1e-12},
                                                         {-7, -7},     {2.5, 2.5 + 1e-15}, {1e308, 1e308}, {-big, -big}};
-  for (const auto& [a, b] : cases) {
+  for (const auto& c : cases) {
+    const double a = c.first, b = c.second;  // not a structured binding: clang's lambdas (CAPTURE) cannot see those
     for (uint64_t iter0 : {uint64_t{0}, uint64_t{1} << 60, ~uint64_t{0} - 1}) {
       CAPTURE(a);
       CAPTURE(b);

@@ -515,11 +515,13 @@ std::pair<int, std::string> in_child(F f) {
 }  // namespace
 
 TEST_CASE("security: value() of an error Result aborts with the message, never throws") {
-  auto [status, err] = in_child([] {
+  const auto child = in_child([] {
     ember::Result<std::string> r = ember::invalid_argument("token 7 is special");
     std::string v = r.value();  // a caller's bug
     std::fputs(v.c_str(), stdout);
   });
+  const int status = child.first;
+  const std::string& err = child.second;
   REQUIRE(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGABRT);
   CHECK(contains(err, "value() of an error Result"));
@@ -651,13 +653,15 @@ TEST_CASE("security: SIGTERM, SIGINT and SIGHUP remove a temporary being written
     CAPTURE(sig);
     const std::string out = tmp("signalled.bin");
     write_all(out, "previous");
-    auto [status, err] = in_child([&] {
+    const auto child = in_child([&] {
       ember::remove_temporaries_on_signals("writer");
       ember::AtomicFile f;
       if (!f.open(out).ok() || !f.write("partial", 7).ok()) _exit(98);
       raise(sig);
       _exit(97);  // not reached
     });
+    const int status = child.first;
+    const std::string& err = child.second;
     REQUIRE(WIFSIGNALED(status));
     CHECK(WTERMSIG(status) == sig);
     CHECK(contains(err, "writer: "));
@@ -673,7 +677,7 @@ TEST_CASE("security: SIGTERM, SIGINT and SIGHUP remove a temporary being written
   // Past `ulimit -f`: a write error with the usual message, the temporary removed, the process alive.
   const std::string out = tmp("xfsz.bin");
   write_all(out, "previous");
-  auto [status, err] = in_child([&] {
+  const auto child = in_child([&] {
     ember::remove_temporaries_on_signals("writer");
     struct rlimit lim = {4096, 4096};
     setrlimit(RLIMIT_FSIZE, &lim);
@@ -682,6 +686,8 @@ TEST_CASE("security: SIGTERM, SIGINT and SIGHUP remove a temporary being written
     std::fputs(st.message().c_str(), stderr);
     _exit(st.ok() ? 1 : 0);
   });
+  const int status = child.first;
+  const std::string& err = child.second;
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CAPTURE(err);
