@@ -39,6 +39,7 @@ struct EMBER_HIDDEN Generator::Impl {
   size_t max_stop = 0;    // longest stop string
   std::vector<int32_t> history, generated;
   Utf8Stream utf8;
+  // A step's text is a view of a whole std::string, so it is NUL-terminated (the C API relies on it).
   std::string held;  // text not delivered yet: it may be the start of a stop string
   std::string out;   // the current step's text
   std::string echo;  // the prompt's text, delivered by the first step when echo_prompt
