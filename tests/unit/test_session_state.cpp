@@ -435,3 +435,21 @@ TEST_CASE("abort: a full-context prefill stops within one micro-batch, and the s
     CHECK((*s)->n_past() == 102);
   }
 }
+
+TEST_CASE("state: the committed fuzz seeds restore into sessions of the committed seed model") {
+  // tests/fuzz/corpus/session_state holds states of tests/fuzz/corpus/model/int8_preln_chars.ember (both
+  // written by tests/fuzz/make_seeds.cpp): if either changes alone, the fuzzer would only mutate refusals.
+  const std::string corpus = ember_test::data_dir() + "/../fuzz/corpus";
+  ModelPtr m = load(corpus + "/model/int8_preln_chars.ember");
+  size_t restored = 0;
+  for (const char* kv : {"f32", "int8"})
+    for (const char* name : {"empty", "3", "full", "trimmed"}) {
+      const std::string path = corpus + "/session_state/" + kv + "_" + name + ".state";
+      CAPTURE(path);
+      auto s = session(m, std::string(kv) == "int8" ? ember::KvType::kInt8 : ember::KvType::kF32, 4);
+      const ember::Status st = s->restore_state_file(path);
+      CHECK_MESSAGE(st.ok(), st.message());
+      restored += st.ok();
+    }
+  CHECK(restored == 8);
+}
