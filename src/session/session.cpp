@@ -461,7 +461,7 @@ size_t Session::memory_bytes() const {
   const Impl& I = *impl_;
   size_t n = I.x.size() + I.xn.size() + I.qkv.size() + I.att.size() + I.tmp.size() + I.ff.size() + I.scores.size() +
              I.logits.size() + I.hidden.size() + I.xs.size();
-  return kv_cache_bytes() + n * sizeof(float) + I.xq.size() + I.q8.size();
+  return kv_cache_bytes() + n * sizeof(float) + I.xq.size() + I.q8.size() + I.tokens.size() * sizeof(int32_t);
 }
 
 KvType Session::kv_type() const { return impl_->kv_type; }
