@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Generation speed through the C API (bench_generate_c) against ember-generate: the same model, prompt,
-# seed, tokens and threads, run alternately R times; prints each run's generation tok/s and the medians.
+# seed, tokens and threads, run in turns R times (each first in half the turns); prints each run's
+# generation tok/s and the medians.
 # A benchmark (issue 16: "the C API adds no measurable cost"), never a pass/fail test.
 #   bench/capi_vs_cli.sh [-b BUILD] [-r RUNS] [MODEL [N]]      defaults: build, 15, the default model, 1000
 # Both print the same text (checked); --keep-going lets N exceed the context (the same shifts in both).
@@ -21,14 +22,15 @@ trap 'rm -rf "$tmp"' EXIT
 speed() { sed -n 's/.*generated [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$1"; }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 : > "$tmp/cli" && : > "$tmp/capi"
+cli() { "$build/tools/ember-generate" -m "$model" "${args[@]}" > "$tmp/cli.out" 2> "$tmp/cli.err"; }
+capi() { "$build/tests/bench_generate_c" "$model" "${args[@]}" > "$tmp/capi.out" 2> "$tmp/capi.err"; }
 for ((i = 0; i < runs; i++)); do
-  "$build/tools/ember-generate" -m "$model" "${args[@]}" > "$tmp/cli.out" 2> "$tmp/cli.err"
-  "$build/tests/bench_generate_c" "$model" "${args[@]}" > "$tmp/capi.out" 2> "$tmp/capi.err"
+  if ((i % 2)); then capi && cli; else cli && capi; fi  # each goes first half of the time
   cmp -s "$tmp/cli.out" "$tmp/capi.out" || { echo "capi_vs_cli: the two texts differ" >&2; exit 1; }
   speed "$tmp/cli.err" >> "$tmp/cli"
   speed "$tmp/capi.err" >> "$tmp/capi"
 done
-echo "model $model, ${args[*]}, $runs runs each, alternating"
+echo "model $model, ${args[*]}, $runs runs each, in turns"
 echo "ember-generate    tok/s: $(tr '\n' ' ' < "$tmp/cli")"
 echo "C API (ember_generate) tok/s: $(tr '\n' ' ' < "$tmp/capi")"
 cli=$(median < "$tmp/cli") capi=$(median < "$tmp/capi")
