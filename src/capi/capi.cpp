@@ -67,6 +67,17 @@ static_assert(static_cast<int>(ember::StopReason::kMaxTokens) == EMBER_STOP_MAX_
 
 thread_local std::string t_error;
 
+// An enum a C caller passed: any int may arrive (C allows it), and reading it through the C++ enum type
+// is undefined for values outside the enumerators' range (UBSan: "load of value 99, which is not a valid
+// value for type 'ember_status'"). So its bytes are copied into an int, never loaded as the enum.
+template <typename E>
+int raw_enum(const E* e) {
+  static_assert(sizeof(E) == sizeof(int), "the C API's enums are int-sized");
+  int v;
+  std::memcpy(&v, e, sizeof v);
+  return v;
+}
+
 ember_status ok() {
   t_error.clear();
   return EMBER_OK;
@@ -155,8 +166,9 @@ ember_status new_model(const char* fn, ember::Result<std::shared_ptr<const ember
 extern "C" {
 
 const char* ember_status_name(ember_status status) {
-  if (status < EMBER_OK || status > EMBER_ABORTED) return "unknown";
-  return ember::status_code_name(static_cast<StatusCode>(status));
+  const int v = raw_enum(&status);
+  if (v < EMBER_OK || v > EMBER_ABORTED) return "unknown";
+  return ember::status_code_name(static_cast<StatusCode>(v));
 }
 const char* ember_last_error(void) { return t_error.c_str(); }
 const char* ember_version(void) { return ember::version(); }
@@ -353,14 +365,17 @@ ember_status ember_session_create(const ember_model* model, const ember_session_
   EMBER_C_ARG(out);
   *out = nullptr;
   EMBER_C_ARG(model);
-  const ember_session_params p = params ? *params : ember_session_default_params();
-  if (p.kv_type != EMBER_KV_F32 && p.kv_type != EMBER_KV_INT8)
-    return fail(EMBER_INVALID_ARGUMENT, std::string(__func__) + ": unknown kv_type " + std::to_string(static_cast<int>(p.kv_type)) +
+  ember_session_params p;
+  if (params) std::memcpy(&p, params, sizeof p);
+  else p = ember_session_default_params();
+  const int kv = raw_enum(&p.kv_type);
+  if (kv != EMBER_KV_F32 && kv != EMBER_KV_INT8)
+    return fail(EMBER_INVALID_ARGUMENT, std::string(__func__) + ": unknown kv_type " + std::to_string(kv) +
                                             " (EMBER_KV_F32 or EMBER_KV_INT8)");
   ember::SessionOptions so;
   so.n_threads = p.n_threads;
   so.n_batch = p.n_batch;
-  so.kv_type = p.kv_type == EMBER_KV_INT8 ? ember::KvType::kInt8 : ember::KvType::kF32;
+  so.kv_type = kv == EMBER_KV_INT8 ? ember::KvType::kInt8 : ember::KvType::kF32;
   auto s = ember::Session::create(model->m, so);
   if (!s.ok()) return from(s.status());
   std::unique_ptr<ember_session> h(new ember_session());
@@ -548,8 +563,9 @@ ember_status ember_sampler_sample(ember_sampler* sampler, const float* logits, c
 // ---- generation --------------------------------------------------------------------------------------
 
 const char* ember_stop_reason_name(ember_stop_reason reason) {
-  if (reason < EMBER_STOP_NONE || reason > EMBER_STOP_ABORTED) return "unknown";
-  return ember::stop_reason_name(static_cast<ember::StopReason>(reason));
+  const int v = raw_enum(&reason);
+  if (v < EMBER_STOP_NONE || v > EMBER_STOP_ABORTED) return "unknown";
+  return ember::stop_reason_name(static_cast<ember::StopReason>(v));
 }
 
 ember_generate_params ember_generate_default_params(void) {
