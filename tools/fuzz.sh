@@ -5,7 +5,7 @@
 #     --build-dir D   clang build directory (default build-fuzz/), configured here when it is not yet
 #     --parallel N    targets run N at a time (default 1)
 #     TARGET          model safetensors gpt2_vocab char_vocab bpe_encode dataset config_json token_file
-#                     loss_csv (default: all)
+#                     loss_csv session_state model_buffer (default: all)
 # Each target starts from its committed seeds (tests/fuzz/corpus/TARGET, read only) plus what earlier runs
 # found (DIR/fuzz-corpus/TARGET, where new inputs go). A crash, hang (> 10 s per input), leak, sanitizer
 # report or out-of-memory (> 2 GB) stops the target; its input is saved under DIR/fuzz-artifacts/TARGET/.
@@ -15,7 +15,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(model safetensors gpt2_vocab char_vocab bpe_encode dataset config_json token_file loss_csv)
+all_targets=(model safetensors gpt2_vocab char_vocab bpe_encode dataset config_json token_file loss_csv session_state model_buffer)
 seconds=60 build=build-fuzz parallel=1 targets=()
 while [[ $# -gt 0 ]]; do
   case "$1" in

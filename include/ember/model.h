@@ -55,6 +55,12 @@ class EMBER_API Model {
   // `name` stands for the path in messages and path().
   static Result<std::shared_ptr<const Model>> load_from_buffer(const void* data, size_t size,
                                                                const std::string& name = "<memory>");
+  // The same without the copy, for bytes the caller keeps alive and unchanged for as long as the model
+  // or any of its sessions lives (a model in flash executed in place, a caller's own mapping): tensors are
+  // read where they lie. `data` must be 64-byte aligned (the file's tensor alignment); otherwise
+  // kInvalidArgument, naming the address's offset from the alignment. Verified like a file.
+  static Result<std::shared_ptr<const Model>> load_from_memory(const void* data, size_t size,
+                                                               const std::string& name = "<memory>");
   ~Model();
 
   const ModelConfig& config() const;
@@ -63,7 +69,12 @@ class EMBER_API Model {
   std::vector<TensorInfo> tensors() const;
   uint64_t file_size() const;
   uint32_t format_version() const;
-  const std::string& path() const;
+  const std::string& path() const;  // the path given to load(), or the name given with the bytes
+  // A 64-bit hash (XXH64) of the model's bytes: the same for a file and a copy of it in memory, different
+  // for any change of weights, config, tokenizer or metadata. Session states carry it to refuse a restore
+  // into another model. Computed on the first call (reads the whole model once: about 10 ms per 100 MB),
+  // then cached; thread-safe.
+  uint64_t fingerprint() const;
 
  private:
   friend struct ModelAccess;  // the library's own route to the internals (src/model/model_impl.h)

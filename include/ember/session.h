@@ -16,6 +16,13 @@
 // not call prefill(), decode() or classify() of any session of the same model (deadlock).
 // Memory: the config decides it (n_ctx, n_layer, n_embd, n_batch), not the file size; a hostile file can
 // ask for a large KV cache (each dimension is at most 2^20): check memory_bytes() or config() first.
+//
+// A prompt cache: save the state after a long prompt once, restore it into a fresh session (of the same
+// model: another model's state is refused by its fingerprint) and continue without the prefill:
+//   std::vector<uint8_t> st = session->save_state().value();      // or save_state_file(path)
+//   Status ok = other->restore_state(st.data(), st.size());        // other->logits() as after the prompt
+// trim(n) cuts the cache back to its first n tokens (undo the end of a conversation, retry a reply); an
+// abort callback (SessionOptions::abort, set_abort_callback) stops a long prefill between micro-batches.
 #pragma once
 
 #include <cstddef>
@@ -56,6 +63,11 @@ EMBER_API const char* kernel_table_name();
 // at least 1. Sessions and trainers cap their threads at it.
 EMBER_API size_t available_cpus();
 
+// Asked before each micro-batch of prefill() (every n_batch tokens; decode() is one): true stops the call
+// with StatusCode::kAborted. Runs on the calling thread, inside the model's compute lock when it has one
+// (see Thread safety above): it may read a flag another thread sets, but must not call into a session.
+using AbortCallback = std::function<bool()>;
+
 struct SessionOptions {
   // >= 1. More than the CPUs this process may run on (its affinity mask) is capped to them: the pool's
   // threads spin while they wait, so extra threads only take turns wasting the cores. n_threads()
@@ -68,6 +80,7 @@ struct SessionOptions {
   KvType kv_type = KvType::kF32;
   bool profile = false;    // accumulate time per op (see Session::profile()); off: no timer calls
   std::function<void(const LinearTap&)> linear_tap;  // called after every linear layer when set
+  AbortCallback abort;  // when set: asked before each micro-batch (see AbortCallback)
 };
 
 struct OpProfile {
@@ -85,12 +98,18 @@ class EMBER_API Session {
   // Called with (index into the prefill tokens, logits[n_vocab]) for every token when given.
   using LogitsCallback = std::function<void(size_t index, const float* logits)>;
 
-  // Runs `n` tokens at positions n_past()..n_past()+n-1. Fails (and changes nothing) when n == 0, a
-  // token is outside [0, n_vocab), or n_past() + n > n_ctx (kContextFull).
+  // Runs `n` tokens at positions n_past()..n_past()+n-1, in micro-batches of n_batch tokens. Fails (and
+  // changes nothing) when n == 0, a token is outside [0, n_vocab), or n_past() + n > n_ctx (kContextFull).
+  // kAborted when the abort callback returned true before a micro-batch: the micro-batches before it
+  // stay in the cache, so n_past() grew by a multiple of n_batch (0 when the first was refused, and then
+  // nothing changed); logits() is null when any ran (only a prefill's last micro-batch computes them).
+  // prefill() of the remaining tokens continues exactly where the aborted call stopped (same bits as one
+  // uninterrupted call); trim() or reset() drops them.
   Status prefill(const int32_t* tokens, size_t n, const LogitsCallback* each = nullptr);
   Status decode(int32_t token) { return prefill(&token, 1); }
 
-  // Logits (n_vocab floats) of the last token processed; valid until the next call.
+  // Logits (n_vocab floats) of the last token processed; valid until the next call. Null before the
+  // first prefill, after reset(), after a trim() that removed tokens and after an aborted prefill.
   const float* logits() const;
   // Final hidden state (after the final LN for pre-LN models) of the last token, n_embd floats.
   const float* hidden() const;
@@ -102,6 +121,38 @@ class EMBER_API Session {
   size_t n_ctx() const;
   size_t n_vocab() const;
   void reset();  // empties the KV cache
+  // Cuts the cache back to its first n tokens: the next prefill() or decode() continues at position n and
+  // computes exactly what a fresh session given those n tokens would (same bits). n == n_past() changes
+  // nothing; otherwise logits() is null until the next call. kInvalidArgument when n > n_past().
+  Status trim(size_t n);
+  // The n_past() token ids in the cache, in order (what was prefilled and decoded, or restored).
+  const int32_t* tokens() const;
+  // Replaces SessionOptions::abort (an empty function removes it).
+  void set_abort_callback(AbortCallback abort);
+  const AbortCallback& abort_callback() const;
+
+  // Session state (a prompt cache): the cached tokens, their keys and values (as the session stores them,
+  // f32 or int8), the last logits and hidden state, bound to this session's model by its fingerprint().
+  // Format (docs/library.md): a header with a magic, version 1, the model's fingerprint, size and name,
+  // the dimensions, the KV type and n_past, its own XXH64 checksum and the payload's.
+  // state_size(): the bytes save_state() writes now (grows with n_past). save_state(dst, ...) writes them
+  // to the caller's buffer without allocating (kInvalidArgument naming both sizes when `capacity` is too
+  // small; *written = the bytes written, or the bytes needed); the other form returns a new buffer.
+  size_t state_size() const;
+  Status save_state(void* dst, size_t capacity, size_t* written) const;
+  Result<std::vector<uint8_t>> save_state() const;
+  // Restores a state made by save_state() of a session of the same model (same fingerprint) and KV type;
+  // n_threads and n_batch may differ. The bytes are hostile until checked: every size, the version, both
+  // checksums, the dimensions, n_past <= n_ctx, every token id and int8 value are verified before the
+  // session changes; any failure leaves it as it was. Errors: kInvalidFile (not a state, truncated,
+  // corrupted, inconsistent), kUnsupported (another version), kInvalidArgument (another model, naming
+  // both and their fingerprints; another KV type). Afterwards logits(), tokens() and n_past() are those
+  // of the saved session, and the next decode() gives the same bits it would have given there.
+  Status restore_state(const void* data, size_t size);
+  // The same through a file: written to PATH.tmp.<pid> and renamed over PATH (a reader never sees half a
+  // state); read with ember::read_file (regular files only, at most the largest state of this session).
+  Status save_state_file(const std::string& path) const;
+  Status restore_state_file(const std::string& path);
   // Bytes this session owns (KV cache + scratch), excluding the model. The KV cache is sized for n_ctx
   // but zero-filled by calloc, so its pages are committed (counted in RSS) only as positions fill.
   size_t memory_bytes() const;

@@ -25,6 +25,7 @@ enum class StatusCode {
   kUnsupported,      // well-formed but not something ember implements
   kContextFull,      // the session's KV cache holds n_ctx tokens
   kInternal,         // a dependency (XNNPACK, allocation) failed
+  kAborted,          // the caller's abort callback asked to stop (Session::set_abort_callback)
 };
 
 EMBER_API const char* status_code_name(StatusCode code);
@@ -54,6 +55,7 @@ inline Status io_error(std::string m) { return Status(StatusCode::kIoError, std:
 inline Status invalid_file(std::string m) { return Status(StatusCode::kInvalidFile, std::move(m)); }
 inline Status unsupported(std::string m) { return Status(StatusCode::kUnsupported, std::move(m)); }
 inline Status internal_error(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
+inline Status aborted(std::string m) { return Status(StatusCode::kAborted, std::move(m)); }
 
 // Called by Result<T>::value() on an error Result (a caller's bug: check ok() first): prints
 // "ember: value() of an error Result: <message>" to stderr and aborts. Deterministic, never throws.

@@ -79,6 +79,11 @@ class EMBER_API Utf8Stream {
  public:
   std::string push(std::string_view bytes);
   std::string flush();
+  // The same, appending to *out instead of returning a new string: with reserve() and an `out` of enough
+  // capacity, neither allocates (the generate loop, include/ember/generate.h).
+  void push(std::string_view bytes, std::string* out);
+  void flush(std::string* out);
+  void reserve(size_t pending_bytes);  // room for pieces up to this long without allocating
 
  private:
   std::string pending_;

@@ -169,4 +169,27 @@ bool same_file(const std::string& a, const std::string& b) {
   return canonical_path(a) == canonical_path(b);
 }
 
+Status write_file_replacing(const std::string& path, const void* bytes, size_t size) {
+  if (path.empty()) return invalid_argument("an empty path to write");
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return io_error(path + ": cannot create " + tmp + ": " + std::strerror(errno));
+  const auto* p = static_cast<const char*>(bytes);
+  size_t done = 0;
+  int err = 0;
+  while (done < size && err == 0) {
+    const ssize_t w = ::write(fd, p + done, size - done);
+    if (w > 0) done += static_cast<size_t>(w);
+    else if (w < 0 && errno != EINTR) err = errno;
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    ::unlink(tmp.c_str());
+    return io_error(path + ": writing failed: " + std::strerror(err));
+  }
+  return Status::Ok();
+}
+
 }  // namespace ember

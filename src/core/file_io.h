@@ -31,4 +31,9 @@ class InputFile {
   uint64_t size_ = 0;
 };
 
+// Writes `bytes` to PATH.tmp.<pid>, flushes it to the disk and renames it over `path`, so a reader sees
+// the old file or the whole new one (libember's only writer: session states; the host library has its own,
+// AtomicFile, with signal handling). Fails naming the path; leaves no temporary behind.
+Status write_file_replacing(const std::string& path, const void* bytes, size_t size);
+
 }  // namespace ember

@@ -15,6 +15,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kUnsupported: return "unsupported";
     case StatusCode::kContextFull: return "context full";
     case StatusCode::kInternal: return "internal error";
+    case StatusCode::kAborted: return "aborted";
   }
   return "unknown";
 }

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "core/hash.h"
 #include "model/model_impl.h"
 
 #include <algorithm>
@@ -66,7 +67,10 @@ Result<Linear> Model::Impl::linear(const std::string& weight, const std::string&
       const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
       const uintptr_t a = (reinterpret_cast<uintptr_t>(w->data) + page - 1) / page * page;
       const uintptr_t b = (reinterpret_cast<uintptr_t>(w->data) + w->size) / page * page;
-      if (b > a && file->is_mapped()) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+      if (b > a && file->is_mapped()) {
+        madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+        released.emplace_back(reinterpret_cast<void*>(a), b - a);
+      }
     } else {
       owned.erase(weight);
     }
@@ -84,6 +88,18 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& path) {
 
 Result<std::shared_ptr<const Model>> Model::load_from_buffer(const void* data, size_t size, const std::string& name) {
   EMBER_ASSIGN_OR_RETURN(std::unique_ptr<EmberFile> file, EmberFile::from_copy(data, size, name));
+  return Impl::load_file(std::move(file));
+}
+
+Result<std::shared_ptr<const Model>> Model::load_from_memory(const void* data, size_t size, const std::string& name) {
+  if (!data) return invalid_argument(name + ": null buffer of " + std::to_string(size) + " bytes");
+  const uintptr_t misalign = reinterpret_cast<uintptr_t>(data) % kTensorAlignment;
+  if (misalign != 0)
+    return invalid_argument(name + ": a model used in place must be " + std::to_string(kTensorAlignment) +
+                            "-byte aligned; this buffer is " + std::to_string(misalign) +
+                            " bytes past an aligned address (use load_from_buffer, which copies)");
+  EMBER_ASSIGN_OR_RETURN(std::unique_ptr<EmberFile> file,
+                         EmberFile::from_buffer(static_cast<const uint8_t*>(data), size, name));
   return Impl::load_file(std::move(file));
 }
 
@@ -166,6 +182,15 @@ const std::map<std::string, std::string>& Model::metadata() const { return impl_
 uint64_t Model::file_size() const { return impl_->file->file_size(); }
 uint32_t Model::format_version() const { return impl_->file->format_version(); }
 const std::string& Model::path() const { return impl_->file->path(); }
+
+uint64_t Model::fingerprint() const {
+  const Impl& I = *impl_;
+  std::call_once(I.fingerprint_once, [&I] {
+    I.fingerprint = xxh64(I.file->base(), I.file->file_size());
+    for (const auto& r : I.released) madvise(r.first, r.second, MADV_DONTNEED);
+  });
+  return I.fingerprint;
+}
 
 std::vector<TensorInfo> Model::tensors() const {
   std::vector<TensorInfo> r;

@@ -61,6 +61,11 @@ struct EMBER_HIDDEN Model::Impl {
   // all-int8 model sessions compute concurrently.
   mutable std::mutex compute_mutex;
   bool has_xnn_ops = false;  // set by linear() when it creates an XNNPACK operator
+  // fingerprint(): computed once. Float weights packed by XNNPACK have their mapped pages released
+  // (linear() below); hashing reads them back in, so their ranges are kept to release them again.
+  mutable std::once_flag fingerprint_once;
+  mutable uint64_t fingerprint = 0;
+  std::vector<std::pair<void*, size_t>> released;
   std::unique_lock<std::mutex> compute_lock() const {
     return has_xnn_ops ? std::unique_lock<std::mutex>(compute_mutex) : std::unique_lock<std::mutex>();
   }

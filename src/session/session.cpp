@@ -6,11 +6,13 @@
 #include <cstring>
 
 #include "core/buffer.h"
+#include "core/file_io.h"
 #include "core/threadpool.h"
 #include "core/visibility.h"
 #include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "model/model_impl.h"
+#include "session/state.h"
 
 namespace ember {
 
@@ -65,8 +67,13 @@ struct EMBER_HIDDEN Session::Impl {
   std::vector<int8_t> xq;  // int8 linear layers: activations quantized per token (n_batch, widest input)
   std::vector<float> xs;   // and their scales (n_batch)
   const float* last_logits = nullptr;
+  std::vector<int32_t> tokens;  // (n_ctx) the ids at positions 0..n_past-1
+  bool has_hidden = false;      // `hidden` holds the state of the token at n_past - 1
   Profiler prof;
   std::function<void(const LinearTap&)> tap;
+  AbortCallback abort;
+
+  StateView state_view() const;
 
   Status forward(const int32_t* tok, size_t B, bool want_logits, const LogitsCallback* each, size_t index0);
   void attention(size_t layer, size_t B);
@@ -214,6 +221,7 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
     hs = xn.data();
   }
   std::memcpy(hidden.data(), hs + (B - 1) * C, C * sizeof(float));
+  has_hidden = true;
   OpTimer timer(prof, kLmHead);
   if (each) {
     for (size_t r = 0; r < B; r += kLogitRows) {
@@ -228,6 +236,7 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
     if (tap) tap(LinearTap{kOpNames[kLmHead], L, hs + (B - 1) * C, logits.data(), 1, C, V});
     last_logits = logits.data();
   }
+  std::memcpy(tokens.data() + n_past, tok, B * sizeof(int32_t));
   n_past += B;
   return Status::Ok();
 }
@@ -281,6 +290,7 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
     I.scores.resize(B * I.H * I.T);
     I.logits.resize(kLogitRows * I.V);
     I.hidden.resize(I.C);
+    I.tokens.resize(I.T);
     I.xq.resize(B * I.M->max_linear_in);
     I.xs.resize(B);
     if (I.kv_type == KvType::kInt8) I.q8.resize(B * I.C);
@@ -290,6 +300,7 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   }
   I.prof.on = opts.profile;
   I.tap = opts.linear_tap;
+  I.abort = opts.abort;
   return s;
 }
 
@@ -305,6 +316,11 @@ Status Session::prefill(const int32_t* tokens, size_t n, const LogitsCallback* e
                               " is outside the vocabulary [0, " + std::to_string(I.V) + ")");
   const std::unique_lock<std::mutex> lock = I.M->compute_lock();
   for (size_t i = 0; i < n; i += I.n_batch) {
+    if (I.abort && I.abort()) {
+      if (i > 0) I.last_logits = nullptr;  // the logits of the call before no longer follow the cache
+      return aborted("prefill aborted by the abort callback after " + std::to_string(i) + " of " + std::to_string(n) +
+                     " tokens (n_past " + std::to_string(I.n_past) + ")");
+    }
     const size_t b = n - i < I.n_batch ? n - i : I.n_batch;
     const bool last = i + b == n;
     Status st = I.forward(tokens + i, b, last, each, i);
@@ -320,7 +336,7 @@ Status Session::classify(float* probs) {
   Impl& I = *impl_;
   const size_t n = I.M->config.n_classes;
   if (n == 0) return invalid_argument("classify: " + I.model->path() + " has no classifier head");
-  if (I.n_past == 0) return invalid_argument("classify: run prefill() on the input first");
+  if (!I.has_hidden) return invalid_argument("classify: run prefill() on the input first");
   const std::unique_lock<std::mutex> lock = I.M->compute_lock();
   EMBER_RETURN_IF_ERROR(I.M->cls.run(1, I.hidden.data(), probs, I.pool.get(), *I.K, I.xq.data(), I.xs.data()));
   I.K->softmax_f32(probs, n);
@@ -347,6 +363,92 @@ void Session::reset_profile() {
 void Session::reset() {
   impl_->n_past = 0;
   impl_->last_logits = nullptr;
+  impl_->has_hidden = false;
+}
+
+Status Session::trim(size_t n) {
+  Impl& I = *impl_;
+  if (n > I.n_past)
+    return invalid_argument("trim: " + std::to_string(n) + " tokens asked to keep, the cache holds " + std::to_string(I.n_past));
+  if (n == I.n_past) return Status::Ok();
+  // Positions n.. are simply overwritten by the next call: every cache row is written before it is read.
+  I.n_past = n;
+  I.last_logits = nullptr;
+  I.has_hidden = false;
+  return Status::Ok();
+}
+
+const int32_t* Session::tokens() const { return impl_->tokens.data(); }
+void Session::set_abort_callback(AbortCallback abort) { impl_->abort = std::move(abort); }
+const AbortCallback& Session::abort_callback() const { return impl_->abort; }
+
+StateView Session::Impl::state_view() const {
+  auto* self = const_cast<Impl*>(this);  // restore writes through the same view
+  StateView v;
+  v.model = model.get();
+  v.kv_type = kv_type;
+  v.n_vocab = V;
+  v.n_ctx = T;
+  v.n_embd = C;
+  v.n_head = H;
+  v.n_layer = L;
+  v.n_past = n_past;
+  v.tokens = self->tokens.data();
+  v.logits = const_cast<float*>(last_logits);
+  v.hidden = self->hidden.data();
+  v.has_hidden = has_hidden;
+  v.k = self->k_cache.data();
+  v.v = self->v_cache.data();
+  v.k_q8 = self->k_q8.data();
+  v.v_q8 = self->v_q8.data();
+  v.k_scale = self->k_scale.data();
+  v.v_scale = self->v_scale.data();
+  return v;
+}
+
+size_t Session::state_size() const { return state_bytes(impl_->state_view()); }
+
+Status Session::save_state(void* dst, size_t capacity, size_t* written) const {
+  return write_state(impl_->state_view(), dst, capacity, written);
+}
+
+Result<std::vector<uint8_t>> Session::save_state() const {
+  const StateView v = impl_->state_view();
+  std::vector<uint8_t> out;
+  try {
+    out.resize(state_bytes(v));
+  } catch (const std::bad_alloc&) {
+    return internal_error("save_state: out of memory for " + std::to_string(state_bytes(v)) + " bytes");
+  }
+  size_t written = 0;
+  EMBER_RETURN_IF_ERROR(write_state(v, out.data(), out.size(), &written));
+  return out;
+}
+
+Status Session::restore_state(const void* data, size_t size) {
+  Impl& I = *impl_;
+  StateView into = I.state_view();
+  into.logits = I.logits.data();  // restored logits land in row 0 of the logits scratch
+  EMBER_ASSIGN_OR_RETURN(const StateRead r, read_state(into, data, size));
+  I.n_past = r.n_past;
+  I.last_logits = r.has_logits ? I.logits.data() : nullptr;
+  I.has_hidden = r.has_hidden;
+  return Status::Ok();
+}
+
+Status Session::save_state_file(const std::string& path) const {
+  EMBER_ASSIGN_OR_RETURN(const std::vector<uint8_t> bytes, save_state());
+  return write_file_replacing(path, bytes.data(), bytes.size());
+}
+
+Status Session::restore_state_file(const std::string& path) {
+  // The largest state this session can hold: its full context, with logits, hidden state and the name.
+  StateView full = impl_->state_view();
+  full.n_past = impl_->T;
+  full.logits = impl_->logits.data();
+  full.has_hidden = true;
+  EMBER_ASSIGN_OR_RETURN(const std::string bytes, read_file(path, state_bytes(full) + kStateMaxNameBytes));
+  return restore_state(bytes.data(), bytes.size()).with_context(path);
 }
 
 size_t Session::kv_cache_bytes() const {
@@ -359,7 +461,7 @@ size_t Session::memory_bytes() const {
   const Impl& I = *impl_;
   size_t n = I.x.size() + I.xn.size() + I.qkv.size() + I.att.size() + I.tmp.size() + I.ff.size() + I.scores.size() +
              I.logits.size() + I.hidden.size() + I.xs.size();
-  return kv_cache_bytes() + n * sizeof(float) + I.xq.size() + I.q8.size();
+  return kv_cache_bytes() + n * sizeof(float) + I.xq.size() + I.q8.size() + I.tokens.size() * sizeof(int32_t);
 }
 
 KvType Session::kv_type() const { return impl_->kv_type; }

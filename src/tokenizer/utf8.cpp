@@ -130,4 +130,17 @@ std::string Utf8Stream::flush() {
   return out;
 }
 
+void Utf8Stream::push(std::string_view bytes, std::string* out) {
+  pending_.append(bytes.data(), bytes.size());
+  const size_t keep = repair(pending_, /*at_end=*/false, out);
+  pending_.erase(0, pending_.size() - keep);
+}
+
+void Utf8Stream::flush(std::string* out) {
+  (void)repair(pending_, /*at_end=*/true, out);
+  pending_.clear();
+}
+
+void Utf8Stream::reserve(size_t pending_bytes) { pending_.reserve(pending_bytes + 4); }
+
 }  // namespace ember

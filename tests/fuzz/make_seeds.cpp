@@ -16,6 +16,7 @@
 
 #include "ember/convert.h"
 #include "ember/quantize.h"
+#include "ember/session.h"
 #include "ember/train.h"
 
 namespace {
@@ -110,6 +111,36 @@ ember::Tokenizer small_bpe() {
   return ember::Tokenizer::gpt2_bpe(toks, merges, eot).value();
 }
 
+// ---- session states -------------------------------------------------------------------------------
+
+// States of sessions of the int8 pre-LN model above (fuzz_session_state restores into the committed copy
+// of it): f32 and int8 KV, empty, after a prompt, with a full context, and trimmed (no logits).
+void state_seeds(const std::string& model_bytes) {
+  auto m = ember::Model::load_from_buffer(model_bytes.data(), model_bytes.size(), "int8_preln_chars.ember");
+  die_if(m.status());
+  for (ember::KvType kv : {ember::KvType::kF32, ember::KvType::kInt8}) {
+    ember::SessionOptions so;
+    so.n_batch = 4;
+    so.kv_type = kv;
+    auto s = ember::Session::create(*m, so);
+    die_if(s.status());
+    const std::string k = ember::kv_type_name(kv);
+    auto save = [&](const std::string& name) {
+      auto st = (*s)->save_state();
+      die_if(st.status());
+      put("session_state", k + "_" + name + ".state", std::string(st->begin(), st->end()));
+    };
+    save("empty");
+    const int32_t ids[6] = {1, 2, 3, 4, 5, 6};
+    die_if((*s)->prefill(ids, 3));
+    save("3");
+    die_if((*s)->prefill(ids + 3, 3));
+    save("full");
+    die_if((*s)->trim(2));
+    save("trimmed");
+  }
+}
+
 void models() {
   ember::ModelConfig c;
   c.n_vocab = 12;
@@ -123,7 +154,9 @@ void models() {
   ember::ModelSpec pre = spec_for(c, chars_tok("\n abcdehlor!"));
   put("model", "f32_preln_chars.ember", write_model(pre));
   die_if(ember::quantize_model(pre, {}));
-  put("model", "int8_preln_chars.ember", write_model(pre));
+  const std::string int8_pre = write_model(pre);
+  put("model", "int8_preln_chars.ember", int8_pre);
+  state_seeds(int8_pre);
 
   c.norm = ember::NormPlacement::kPostLN;
   c.activation = ember::Activation::kRelu;

@@ -5,21 +5,25 @@
 #   tests/install/check.sh --update-symbols BUILD      rewrites tests/install/*.symbols from BUILD
 #
 #  1. `meson install -C BUILD --destdir TMP`. Headers: exactly include/ember/*.h plus the generated
-#     version.h, each compiling on its own (C++17, -Wall -Wextra -Wpedantic -Werror; export.h and
-#     version.h also as C99), none including a dependency's header (XNNPACK, FlatBuffers, ...).
+#     version.h, and the C API's include/ember.h, each compiling on its own (C++17, -Wall -Wextra
+#     -Wpedantic -Werror; ember.h, export.h and version.h also as C99), none including a dependency's
+#     header (XNNPACK, FlatBuffers, ...).
 #     Libraries: libember.a / libember_host.a are real (not thin) archives; libember.so / libember_host.so
 #     have the SONAMEs libember.so.0 / libember_host.so.0 and export exactly the symbols listed in
 #     tests/install/libember.symbols / libember_host.symbols (nm -D --defined-only, demangled).
 #  2. examples/cpp/minimal.cpp compiled with -Wall -Wextra -Werror and only pkg-config: against
 #     libember.so (`pkg-config --cflags --libs ember`), then statically (`pkg-config --static --libs
 #     ember`, libember.a named instead of -lember); each runs on models/shakespeare-char.ember and must
-#     print exactly what `ember-generate -p ROMEO: -n 100 --seed 1` prints.
+#     print exactly what `ember-generate -p ROMEO: -n 100 --seed 1` prints. The same for the C examples
+#     (examples/c, cc -std=c99 -Wall -Wextra -Werror): minimal.c, and prompt_cache.c run twice on one
+#     state file (the prompt computed and saved, then restored from the cache), shared and static.
 #  3. A CMake project (tests/install/cmake): find_package(ember <version> EXACT); the same program on
 #     ember::ember and on ember::ember_static, and host_check.cpp on ember::host.
 #  4. A meson project (tests/install/meson) with ember as a subproject (subprojects/ember -> this
 #     repository, -Dember:tests=false -Dember:tools=false): the same program.
 #  5. --cross: `meson install -C BUILD_AARCH64 --destdir`, the same SONAMEs and exported symbols, and the
-#     program cross-compiled against that tree with pkg-config, run under qemu-aarch64: the same text.
+#     C++ and C programs (minimal.cpp, minimal.c) cross-compiled against that tree with pkg-config, run
+#     under qemu-aarch64: the same text.
 # The installed trees are used where they were staged: pkg-config gets --define-variable=prefix=<staged
 # prefix>, CMake CMAKE_PREFIX_PATH (its package is relocatable). Prints "install: ok|FAIL NAME" per check
 # (a failure's log below it) and "install: N checks, N failed"; exits 1 when a check failed.
@@ -110,7 +114,8 @@ fi
 headers_installed() {
   diff -u --label "include/ember/*.h + version.h" --label "installed" \
     <( (cd "$src/include/ember" && ls -1 *.h; echo version.h) | LC_ALL=C sort) \
-    <(cd "$R/include/ember" && ls -1 | LC_ALL=C sort)
+    <(cd "$R/include/ember" && ls -1 | LC_ALL=C sort) &&
+    cmp "$src/include/ember.h" "$R/include/ember.h"
 }
 header_alone() {  # header_alone INCLUDE_DIR HEADER
   echo "#include <ember/$(basename "$2")>" |
@@ -120,6 +125,10 @@ headers_alone() {
   local rc=0
   export -f header_alone
   printf '%s\0' "$R"/include/ember/*.h | xargs -0 -n 1 -P 2 bash -c 'header_alone "$0" "$1"' "$R/include" || rc=1
+  echo '#include <ember.h>' | cc -std=c99 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I"$R/include" -x c - ||
+    { echo "^ ember.h as C99"; rc=1; }
+  echo '#include <ember.h>' | c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I"$R/include" -x c++ - ||
+    { echo "^ ember.h as C++17"; rc=1; }
   printf '#include <ember/export.h>\nEMBER_API int f(void);\n' |
     cc -std=c99 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I"$R/include" -x c - || { echo "^ export.h as C99"; rc=1; }
   printf '#include <ember/version.h>\nconst char* v = EMBER_VERSION_STRING;\nint n = EMBER_VERSION_MAJOR + EMBER_VERSION_MINOR + EMBER_VERSION_PATCH;\n' |
@@ -128,10 +137,10 @@ headers_alone() {
 }
 headers_private() {
   ! grep -nE '#[[:space:]]*include[[:space:]]*[<"](xnnpack|flatbuffers|pthreadpool|cpuinfo|utf8proc|nlohmann|ember_generated|core/|kernels/|format/|model/)' \
-    "$R"/include/ember/*.h
+    "$R"/include/ember/*.h "$R"/include/ember.h
 }
-check "headers: every include/ember/*.h and version.h installed" headers_installed
-check "headers: each compiles on its own (C++17; export.h, version.h also C99)" headers_alone
+check "headers: every include/ember/*.h, version.h and ember.h installed" headers_installed
+check "headers: each compiles on its own (C++17; ember.h, export.h, version.h also C99)" headers_alone
 check "headers: no dependency or internal header included" headers_private
 check "libember.a, libember_host.a: real archives" eval 'real_archive "$L/libember.a" && real_archive "$L/libember_host.a"'
 check "libember.so, libember_host.so: SONAME libember.so.0, libember_host.so.0" \
@@ -164,6 +173,39 @@ pc_static() {
 }
 check "pkg-config: minimal.cpp on libember.so, run" pc_shared
 check "pkg-config --static: minimal.cpp on libember.a, run" pc_static
+
+# The C examples: minimal.c, and prompt_cache.c twice on one state file (computed and saved, then
+# restored: "6 of 6 prompt tokens from the cache"). run_c_examples DIR [ENV...]: runs them in DIR.
+cp "$src/examples/c/minimal.c" "$src/examples/c/prompt_cache.c" "$work/app/"
+cflags=(-std=c99 -Wall -Wextra -Werror -O2)
+run_c_examples() {
+  local d=$1
+  shift
+  env "$@" "$d/minimal_c" "$model" "ROMEO:" 100 1 > "$d/out_c.txt" && same_text "$d/out_c.txt" || return 1
+  rm -f "$d/romeo.state"
+  env "$@" "$d/prompt_cache" "$model" "$d/romeo.state" "ROMEO:" 100 1 > "$d/cache1.txt" 2> "$d/cache1.err" &&
+    same_text "$d/cache1.txt" && grep -q "0 of 6 prompt tokens from the cache" "$d/cache1.err" || { cat "$d/cache1.err"; return 1; }
+  env "$@" "$d/prompt_cache" "$model" "$d/romeo.state" "ROMEO:" 100 1 > "$d/cache2.txt" 2> "$d/cache2.err" &&
+    same_text "$d/cache2.txt" && grep -q "6 of 6 prompt tokens from the cache" "$d/cache2.err" || { cat "$d/cache2.err"; return 1; }
+}
+pc_shared_c() {
+  cd "$work/app" || return 1
+  cc "${cflags[@]}" minimal.c $(pc --cflags --libs ember) -o minimal_c &&
+    cc "${cflags[@]}" prompt_cache.c $(pc --cflags --libs ember) -o prompt_cache || return 1
+  readelf -d minimal_c | grep -q 'NEEDED.*\[libember.so.0\]' || { echo "minimal_c does not load libember.so.0"; return 1; }
+  run_c_examples "$work/app" LD_LIBRARY_PATH="$L"
+}
+pc_static_c() {
+  mkdir -p "$work/app/static" && cd "$work/app" || return 1
+  local libs
+  libs=$(pc --static --libs ember | sed -E 's/(^| )-lember( |$)/\1-l:libember.a\2/')
+  cc "${cflags[@]}" minimal.c $(pc --cflags ember) $libs -o static/minimal_c &&
+    cc "${cflags[@]}" prompt_cache.c $(pc --cflags ember) $libs -o static/prompt_cache || return 1
+  ! readelf -d static/minimal_c | grep -q 'NEEDED.*libember' || { echo "static/minimal_c still needs libember.so"; return 1; }
+  run_c_examples "$work/app/static"
+}
+check "pkg-config: examples/c (minimal.c, prompt_cache.c) as C99 on libember.so, run" pc_shared_c
+check "pkg-config --static: examples/c on libember.a, run" pc_static_c
 
 # ---- 3. CMake -----------------------------------------------------------------------------------------
 cmake_project() {
@@ -226,6 +268,16 @@ if [[ -n $cross ]]; then
         ./minimal "$model" "ROMEO:" 100 1 > out.txt && same_text out.txt
     }
     check "aarch64: minimal.cpp cross-built with pkg-config against the installed tree, run under qemu" cross_app
+    cross_app_c() {
+      cd "$work/app-aarch64" && cp "$src/examples/c/minimal.c" . || return 1
+      local flags
+      flags=$(PKG_CONFIG_LIBDIR="$XL/pkgconfig:$sysroot_lib/pkgconfig:$sysroot/usr/share/pkgconfig" \
+              pkg-config --define-variable=prefix="$XR" --cflags --libs ember) || return 1
+      aarch64-linux-gnu-gcc "${cflags[@]}" minimal.c $flags -Wl,-rpath-link,"$sysroot_lib" -o minimal_c || return 1
+      qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH="$XL:$sysroot_lib" \
+        ./minimal_c "$model" "ROMEO:" 100 1 > out_c.txt && same_text out_c.txt
+    }
+    check "aarch64: minimal.c cross-built with pkg-config against the installed tree, run under qemu" cross_app_c
   else
     echo "install: FAIL  meson install -C $cross"
     failed=$((failed + 1))

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "ember/convert.h"
+#include "ember/generate.h"
 #include "ember/model.h"
 #include "ember/quantize.h"
 #include "ember/sampler.h"
@@ -109,6 +110,50 @@ TEST_CASE("decode and sampling allocate nothing per token") {
         CHECK(g_allocs == 0);
         CHECK(drawn_from_probs);
       }
+    }
+  }
+}
+
+TEST_CASE("the generate helper allocates nothing per token (stop strings, context shifts, placeholders)") {
+  auto m = ember::Model::load(ember_test::env_or("EMBER_MODELS_DIR", "models") + "/shakespeare-char.ember");
+  REQUIRE_MESSAGE(m.ok(), m.status().message());
+  // The default model (characters) and a golden one without a tokenizer (every id a "<|token N|>").
+  for (auto model : {*m, golden_model("gpt2", true)}) {
+    for (ember::KvType kv : {ember::KvType::kF32, ember::KvType::kInt8}) {
+      CAPTURE(model->path());
+      ember::SessionOptions so;
+      so.kv_type = kv;
+      so.abort = [] { return false; };
+      auto s = ember::Session::create(model, so);
+      REQUIRE(s.ok());
+      ember::SamplerParams sp;
+      sp.seed = 3;
+      sp.repeat_penalty = 1.1f;
+      auto sampler = ember::Sampler::create(sp, model->config().n_vocab);
+      REQUIRE(sampler.ok());
+      ember::GenerateOptions go;
+      go.max_tokens = 300;  // past n_ctx (128, 64): shifts
+      go.keep_going = true;
+      go.echo_prompt = true;
+      go.stop = {"\x01\x02", "zzzzz", "<|token 1000|>"};  // never complete, often begun
+      auto gen = ember::Generator::create(**s, *sampler, go);
+      REQUIRE(gen.ok());
+      const int32_t prompt[] = {1, 2, 3};
+      REQUIRE((*gen)->start(prompt, 3).ok());
+      ember::GenerateStep step;
+      size_t steps = 0;
+      g_allocs = 0;
+      g_counting = true;
+      for (;;) {
+        auto more = (*gen)->next(&step);
+        if (!more.ok() || !*more) break;
+        ++steps;
+      }
+      g_counting = false;
+      CHECK((*gen)->n_generated() == 300);
+      CHECK((*gen)->n_shifts() > 0);
+      CHECK(steps >= 300);
+      CHECK(g_allocs == 0);
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../common/cli.h"
+#include "ember/generate.h"
 #include "ember/model.h"
 #include "ember/sampler.h"
 #include "ember/session.h"
@@ -87,51 +88,38 @@ int main(int argc, char** argv) {
   auto sampler = check(P, ember::Sampler::create(sp, model->config().n_vocab));
   const double t_ready = now_seconds();
 
-  std::vector<int32_t> history = prompt, generated;
-  history.reserve(prompt.size() + static_cast<size_t>(n_predict));
-  generated.reserve(static_cast<size_t>(n_predict));
+  ember::GenerateOptions go;
+  go.max_tokens = n_predict;
+  go.ignore_eot = args.has("ignore-eos");
+  go.keep_going = args.has("keep-going");
+  go.echo_prompt = !json && !args.has("no-echo") && has_tok;
+  auto gen = check(P, ember::Generator::create(*session, sampler, go));
   const double t0 = now_seconds();
-  check(P, session->prefill(prompt.data(), prompt.size()));
+  check(P, gen->start(prompt.data(), prompt.size()));
   const double t_prompt = now_seconds() - t0;
 
-  ember::Utf8Stream out;
-  if (!json && !args.has("no-echo") && has_tok) {
-    for (int32_t id : prompt) std::fputs(out.push(tok.piece(id)).c_str(), stdout);
+  // The generator's steps: the echoed prompt (token -1), each token's text as it becomes valid UTF-8, the
+  // rest at the end (token -1). A model without a tokenizer prints its ids.
+  ember::GenerateStep step;
+  const double t1 = now_seconds();
+  while (check(P, gen->next(&step))) {
+    if (json) continue;
+    if (step.token >= 0 && !has_tok) {
+      std::printf("%d ", static_cast<int>(step.token));
+    } else {
+      std::fwrite(step.text.data(), 1, step.text.size(), stdout);
+    }
     std::fflush(stdout);
   }
-  std::string stop_reason;
-  size_t n_refills = 0;
-  const double t1 = now_seconds();
-  for (int64_t i = 0; i < n_predict; ++i) {
-    const int32_t next = sampler.sample(session->logits(), history.data(), history.size());
-    if (!args.has("ignore-eos") && has_tok && next == tok.eot_id()) {
-      stop_reason = "end of text";
-      break;
-    }
-    history.push_back(next);
-    generated.push_back(next);
-    if (!json) {
-      std::string piece = has_tok ? out.push(tok.piece(next)) : std::to_string(next) + " ";
-      std::fputs(piece.c_str(), stdout);
-      std::fflush(stdout);
-    }
-    if (i + 1 == n_predict) break;
-    if (session->n_past() == n_ctx) {
-      if (!args.has("keep-going")) {
-        stop_reason = "context full (n_ctx " + std::to_string(n_ctx) + "); pass --keep-going to continue by shifting the window";
-        break;
-      }
-      // Learned absolute positions cannot be shifted: re-encode the most recent half window (at least
-      // the last token, for a model of n_ctx 1).
-      const size_t keep = n_ctx / 2 > 0 ? n_ctx / 2 : 1;
-      session->reset();
-      check(P, session->prefill(history.data() + history.size() - keep, keep));
-      ++n_refills;
-      continue;
-    }
-    check(P, session->decode(next));
-  }
   const double t_gen = now_seconds() - t1;
+  std::string stop_reason;
+  if (gen->stop_reason() == ember::StopReason::kEndOfText) {
+    stop_reason = "end of text";
+  } else if (gen->stop_reason() == ember::StopReason::kContextFull) {
+    stop_reason = "context full (n_ctx " + std::to_string(n_ctx) + "); pass --keep-going to continue by shifting the window";
+  }
+  const std::vector<int32_t>& generated = gen->generated();
+  const size_t n_refills = gen->n_shifts();
   if (json) {
     // "special_ids": the generated ids that stand for no text (their "<|token N|>" placeholder or
     // "<|endoftext|>" is in "text"), each once, in order of first appearance.
@@ -149,7 +137,6 @@ int main(int argc, char** argv) {
     std::printf("{\"ids\": [%s], \"special_ids\": [%s], \"text\": %s}\n", ids.c_str(), special.c_str(),
                 json_escape(text).c_str());
   } else {
-    std::fputs(out.flush().c_str(), stdout);
     std::fputs("\n", stdout);
   }
   std::fflush(stdout);
