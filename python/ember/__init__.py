@@ -31,6 +31,7 @@ __all__ = ["EmberError", "Model", "Session", "Sampler", "generate", "version", "
 library_path = _capi.library_path
 _STOP_REASONS = ["none", "max tokens", "end of text", "stop string", "context full", "callback", "aborted"]
 _KV_TYPES = {"f32": 0, "int8": 1}
+_EMBER_OK, _EMBER_ABORTED = 0, 8  # ember_status values (include/ember.h)
 
 
 class EmberError(Exception):
@@ -48,9 +49,9 @@ class AbortedError(EmberError):
 
 
 def _check(code):
-    if code != 0:
+    if code != _EMBER_OK:
         message = lib.ember_last_error().decode("utf-8", "replace")
-        raise (AbortedError if code == 8 else EmberError)(code, message)
+        raise (AbortedError if code == _EMBER_ABORTED else EmberError)(code, message)
 
 
 def _ids(ids):
@@ -63,10 +64,33 @@ def version():
     return lib.ember_version().decode()
 
 
-class Model:
+class _Handle:
+    """A C handle this object owns: close() (or leaving a with block, or garbage collection) frees it
+    with the C function named by _free."""
+
+    _free = None
+
+    def close(self):
+        """Releases the handle (what was made from it keeps what it needs alive in the library)."""
+        if getattr(self, "_h", None):
+            getattr(lib, self._free)(self._h)
+            self._h = None
+
+    __del__ = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Model(_Handle):
     """A loaded, verified model (immutable; share it between sessions and threads).
 
     Model(path) maps an .ember file; Model.from_bytes(data) loads the bytes of one (copied)."""
+
+    _free = "ember_model_free"
 
     def __init__(self, path=None, _handle=None):
         if _handle is None:
@@ -89,20 +113,6 @@ class Model:
         handle = ctypes.c_void_p()
         _check(lib.ember_model_load_from_buffer(data, len(data), name.encode(), ctypes.byref(handle)))
         return cls(_handle=handle)
-
-    def close(self):
-        """Releases the model (sessions made from it keep it alive in the library)."""
-        if getattr(self, "_h", None):
-            lib.ember_model_free(self._h)
-            self._h = None
-
-    __del__ = close
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     @property
     def name(self):
@@ -170,8 +180,10 @@ class Model:
         return self._classify_session.classify(text)
 
 
-class Session:
+class Session(_Handle):
     """One conversation with a model: the KV cache, sized for n_ctx at creation. One thread at a time."""
+
+    _free = "ember_session_free"
 
     def __init__(self, model, n_threads=1, n_batch=64, kv_type="f32"):
         if kv_type not in _KV_TYPES:
@@ -181,19 +193,6 @@ class Session:
         self._h = ctypes.c_void_p()
         _check(lib.ember_session_create(model._h, ctypes.byref(p), ctypes.byref(self._h)))
         self._abort = None
-
-    def close(self):
-        if getattr(self, "_h", None):
-            lib.ember_session_free(self._h)
-            self._h = None
-
-    __del__ = close
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def prefill(self, ids):
         """Runs the tokens after those in the cache (raises AbortedError when the abort callback stops it:
@@ -278,21 +277,16 @@ class Session:
         return generate(self, prompt, **kwargs)
 
 
-class Sampler:
+class Sampler(_Handle):
     """Chooses tokens from logits (temperature <= 0: greedy); seeded, reproducible on every platform."""
+
+    _free = "ember_sampler_free"
 
     def __init__(self, n_vocab, temperature=0.8, top_k=40, top_p=0.95, repeat_penalty=1.0, repeat_last_n=64, seed=0):
         p = _capi.SamplerParams(temperature, top_k, top_p, repeat_penalty, repeat_last_n, seed)
         self._h = ctypes.c_void_p()
         _check(lib.ember_sampler_create(ctypes.byref(p), n_vocab, ctypes.byref(self._h)))
         self.n_vocab = n_vocab
-
-    def close(self):
-        if getattr(self, "_h", None):
-            lib.ember_sampler_free(self._h)
-            self._h = None
-
-    __del__ = close
 
     def sample(self, logits, history=()):
         if len(logits) != self.n_vocab:
@@ -304,10 +298,12 @@ class Sampler:
         return out.value
 
 
-class Generation:
+class Generation(_Handle):
     """An iterator over the text of a generation (what ember.generate returns). After it ends,
     .stop_reason ("max tokens", "end of text", "stop string", "context full", "aborted"), .n_generated
     and .n_shifts tell how; .tokens holds the generated ids."""
+
+    _free = "ember_generator_free"
 
     def __init__(self, session, sampler, prompt, params, stop, with_tokens):
         self.session, self.sampler = session, sampler  # the generator uses both
@@ -320,7 +316,7 @@ class Generation:
         else:
             arr, n = _ids(prompt)
             code = lib.ember_generator_start_ids(self._h, arr, n)
-        if code != 8:  # an aborted prompt ends the generation: the iterator is then empty
+        if code != _EMBER_ABORTED:  # an aborted prompt ends the generation: the iterator is then empty
             _check(code)
         self.tokens = []
         self._step = _capi.Step()
@@ -346,15 +342,7 @@ class Generation:
         _check(lib.ember_generator_result(self._h, ctypes.byref(r)))
         self.stop_reason = _STOP_REASONS[r.stop_reason]
         self.n_prompt, self.n_generated, self.n_shifts = r.n_prompt, r.n_generated, r.n_shifts
-        lib.ember_generator_free(self._h)
-        self._h = None
-
-    def close(self):
-        if getattr(self, "_h", None):
-            lib.ember_generator_free(self._h)
-            self._h = None
-
-    __del__ = close
+        self.close()
 
 
 def generate(model_or_session, prompt="", max_tokens=128, temperature=0.8, top_k=40, top_p=0.95,
