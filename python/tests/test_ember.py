@@ -207,6 +207,20 @@ class ModelSessionTest(unittest.TestCase):
             s.decode(65)
         self.assertIn("outside the vocabulary", str(e.exception))
 
+    def test_close_and_with(self):
+        with ember.Model(MODEL) as m, m.session() as s:
+            s.prefill([1, 2])
+            self.assertEqual(s.n_past, 2)
+        self.assertIsNone(s._h)
+        self.assertIsNone(m._h)
+        s.close()  # twice: nothing to free
+        with self.assertRaises(ember.EmberError) as e:  # a closed handle is NULL to the C API: an error
+            s.decode(1)
+        self.assertEqual(e.exception.status, "invalid argument")
+        g = ember.generate(self.model, "ROMEO:", max_tokens=3, seed=1)
+        g.close()
+        self.assertEqual(list(g), [])  # a closed generation ends
+
     def test_state_of_another_model_is_refused(self):
         with open(MODEL, "rb") as f:
             data = bytearray(f.read())
