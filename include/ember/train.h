@@ -116,6 +116,12 @@ class EMBER_API Trainer {
   Result<float> forward_classify(const int32_t* tokens, const int32_t* lm_targets, const int32_t* labels,
                                  const int32_t* last, size_t B, size_t T, float lm_weight);
   const float* class_logits() const;  // (B, n_classes) of the last forward_classify
+  // The two parts of the last forward_classify's loss, before weighting: the classification loss L2 and
+  // the LM loss L1 (NaN when it had no lm_targets, or none counted).
+  struct ClassifyLoss {
+    double classification = 0.0, lm = 0.0;
+  };
+  ClassifyLoss last_classify_loss() const;
   // Adds the gradient of loss_scale * (mean loss of the last forward) into grads(): use 1 / accum
   // when accumulating over micro-batches. Fails if the last forward had no targets or was already
   // backpropagated.
@@ -170,25 +176,40 @@ class EMBER_API Trainer {
 
 // One row of the curve: a training step (lr, loss, grad_norm, ms) or an evaluation (train_loss and
 // val_loss, the mean loss over evaluation batches of each split, before step `iter`).
+// What a loss curve records. Pretraining: the loss of each step; at each evaluation the mean train and
+// val loss. Fine-tuning: the loss of each step (L3 = L2 + lambda L1) and its two parts, the
+// classification loss L2 and the LM loss L1; at the end of each epoch the eval split's classification
+// loss and accuracy.
+enum class LossCurveKind : uint8_t { kPretrain = 0, kFinetune = 1 };
+
 struct LossRow {
   uint64_t iter = 0;
   bool eval = false;
   double lr = 0.0, loss = 0.0, grad_norm = 0.0, ms = 0.0;  // step rows
-  double train_loss = 0.0, val_loss = 0.0;                 // evaluation rows
+  double train_loss = 0.0, val_loss = 0.0;                 // evaluation rows (fine-tuning: val_loss only)
+  double class_loss = 0.0, lm_loss = 0.0;                  // fine-tuning step rows (lm_loss NaN: none)
+  double val_accuracy = 0.0;                               // fine-tuning evaluation rows, 0..1
 };
-// CSV with the header "iter,lr,loss,grad_norm,ms,train_loss,val_loss"; a step row leaves the last two
-// fields empty, an evaluation row the middle four. Formats: lr %.6g, losses %.6f, grad_norm %.5f,
-// ms %.3f (so parse + format reproduces a file's text).
-EMBER_API std::string loss_curve_csv(const std::vector<LossRow>& rows);
-EMBER_API std::string loss_curve_csv_row(const LossRow& row);  // one line with its '\n'
-// Parses such a CSV; fails (kInvalidFile) naming `name` and the line on a wrong header, a wrong field
-// count or a field that is not a number.
-EMBER_API Result<std::vector<LossRow>> parse_loss_curve_csv(std::string_view text, const std::string& name);
-// A self-contained SVG 1.1 document (no scripts, fonts or external references): the training step
-// loss as a thin line (averaged into at most 2000 points when there are more steps), the evaluation
-// train and val losses as lines with a marker per evaluation, axes with ticks and labels, a legend and
-// `title` (XML-escaped). Elements carry ids: polyline#step-loss, polyline#eval-train, polyline#eval-val,
-// and circles of class "eval-train" / "eval-val", one per evaluation row, in row order.
-EMBER_API std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& title);
+// CSV. Pretraining: the header "iter,lr,loss,grad_norm,ms,train_loss,val_loss"; a step row leaves the
+// last two fields empty, an evaluation row the middle four. Fine-tuning: the header
+// "iter,lr,loss,class_loss,lm_loss,grad_norm,ms,val_loss,val_accuracy" (val_loss: classification), step
+// rows leave the last two empty (and lm_loss when it is NaN), evaluation rows the middle six. Formats: lr
+// %.6g, losses and accuracy %.6f, grad_norm %.5f, ms %.3f (so parse + format reproduces a file's text).
+EMBER_API std::string loss_curve_csv(const std::vector<LossRow>& rows, LossCurveKind kind = LossCurveKind::kPretrain);
+EMBER_API std::string loss_curve_csv_row(const LossRow& row, LossCurveKind kind = LossCurveKind::kPretrain);  // with its '\n'
+// Parses such a CSV, either kind (the header says which; stored in *kind when given); fails
+// (kInvalidFile) naming `name` and the line on a wrong header, a wrong field count or a field that is
+// not a number.
+EMBER_API Result<std::vector<LossRow>> parse_loss_curve_csv(std::string_view text, const std::string& name,
+                                                            LossCurveKind* kind = nullptr);
+// A self-contained SVG 1.1 document (no scripts, fonts or external references): the per-step losses as
+// thin lines (averaged into at most 2000 points when there are more steps), the evaluation losses as
+// lines with a marker per evaluation, axes with ticks and labels, a legend and `title` (XML-escaped).
+// Elements carry ids. Pretraining: polyline#step-loss, polyline#eval-train, polyline#eval-val, and circles
+// of class "eval-train" / "eval-val", one per evaluation row, in row order. Fine-tuning:
+// polyline#step-class-loss, polyline#step-lm-loss (when any step has an LM loss), polyline#eval-val and
+// circles of class "eval-val" (their titles give the accuracy).
+EMBER_API std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& title,
+                                     LossCurveKind kind = LossCurveKind::kPretrain);
 
 }  // namespace ember

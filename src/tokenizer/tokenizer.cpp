@@ -388,7 +388,9 @@ Result<std::vector<int32_t>> Tokenizer::Impl::encode_chars(std::string_view text
       char buf[16];
       std::snprintf(buf, sizeof buf, "U+%04" PRIX32, static_cast<uint32_t>(cp));
       return invalid_argument("encode: character " + quoted(text.substr(pos, len)) + " (" + buf +
-                              ") at byte offset " + std::to_string(pos) + " is not in the vocabulary");
+                              ") at byte offset " + std::to_string(pos) + " is not in the vocabulary (a character-level model " +
+                              "encodes only the " + std::to_string(tokens.size()) +
+                              " characters of its training text; a byte-level BPE model encodes any UTF-8)");
     }
     ids.push_back(id);
     pos += len;

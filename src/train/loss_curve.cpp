@@ -13,7 +13,48 @@
 namespace ember {
 namespace {
 
-constexpr const char* kHeader = "iter,lr,loss,grad_norm,ms,train_loss,val_loss";
+// The columns after "iter" of each kind: the row type that fills a column (a step or an evaluation), its
+// printf format, and whether a NaN is written as (and an empty field read as) NaN.
+struct Column {
+  const char* name;
+  double LossRow::*field;
+  bool eval;
+  const char* format;
+  bool empty_is_nan;
+};
+constexpr Column kPretrainColumns[] = {
+    {"lr", &LossRow::lr, false, "%.6g", false},           {"loss", &LossRow::loss, false, "%.6f", false},
+    {"grad_norm", &LossRow::grad_norm, false, "%.5f", false}, {"ms", &LossRow::ms, false, "%.3f", false},
+    {"train_loss", &LossRow::train_loss, true, "%.6f", false}, {"val_loss", &LossRow::val_loss, true, "%.6f", false},
+};
+constexpr Column kFinetuneColumns[] = {
+    {"lr", &LossRow::lr, false, "%.6g", false},
+    {"loss", &LossRow::loss, false, "%.6f", false},
+    {"class_loss", &LossRow::class_loss, false, "%.6f", false},
+    {"lm_loss", &LossRow::lm_loss, false, "%.6f", true},
+    {"grad_norm", &LossRow::grad_norm, false, "%.5f", false},
+    {"ms", &LossRow::ms, false, "%.3f", false},
+    {"val_loss", &LossRow::val_loss, true, "%.6f", false},
+    {"val_accuracy", &LossRow::val_accuracy, true, "%.6f", false},
+};
+
+struct Columns {
+  const Column* begin_;
+  const Column* end_;
+  const Column* begin() const { return begin_; }
+  const Column* end() const { return end_; }
+  size_t size() const { return static_cast<size_t>(end_ - begin_); }
+};
+Columns columns(LossCurveKind kind) {
+  if (kind == LossCurveKind::kFinetune) return {std::begin(kFinetuneColumns), std::end(kFinetuneColumns)};
+  return {std::begin(kPretrainColumns), std::end(kPretrainColumns)};
+}
+
+std::string header(LossCurveKind kind) {
+  std::string h = "iter";
+  for (const Column& c : columns(kind)) h += std::string(",") + c.name;
+  return h;
+}
 
 std::string fmt(const char* f, double v) {
   char buf[64];
@@ -118,24 +159,27 @@ std::string tick_label(double v, double step) {
 
 }  // namespace
 
-std::string loss_curve_csv_row(const LossRow& r) {
+std::string loss_curve_csv_row(const LossRow& r, LossCurveKind kind) {
   std::string s = std::to_string(r.iter);
-  if (r.eval) {
-    s += ",,,,," + fmt("%.6f", r.train_loss) + "," + fmt("%.6f", r.val_loss);
-  } else {
-    s += "," + fmt("%.6g", r.lr) + "," + fmt("%.6f", r.loss) + "," + fmt("%.5f", r.grad_norm) + "," + fmt("%.3f", r.ms) + ",,";
+  for (const Column& c : columns(kind)) {
+    s += ',';
+    const double v = r.*c.field;
+    if (c.eval == r.eval && !(c.empty_is_nan && std::isnan(v))) s += fmt(c.format, v);
   }
   return s + "\n";
 }
 
-std::string loss_curve_csv(const std::vector<LossRow>& rows) {
-  std::string s = std::string(kHeader) + "\n";
-  for (const LossRow& r : rows) s += loss_curve_csv_row(r);
+std::string loss_curve_csv(const std::vector<LossRow>& rows, LossCurveKind kind) {
+  std::string s = header(kind) + "\n";
+  for (const LossRow& r : rows) s += loss_curve_csv_row(r, kind);
   return s;
 }
 
-Result<std::vector<LossRow>> parse_loss_curve_csv(std::string_view text, const std::string& name) {
+Result<std::vector<LossRow>> parse_loss_curve_csv(std::string_view text, const std::string& name, LossCurveKind* kind_out) {
+  const std::string headers =
+      "the header '" + header(LossCurveKind::kPretrain) + "' (pretraining) or '" + header(LossCurveKind::kFinetune) + "' (fine-tuning)";
   std::vector<LossRow> rows;
+  LossCurveKind kind = LossCurveKind::kPretrain;
   size_t line_no = 0;
   for (size_t pos = 0; pos < text.size();) {
     size_t nl = text.find('\n', pos);
@@ -146,7 +190,8 @@ Result<std::vector<LossRow>> parse_loss_curve_csv(std::string_view text, const s
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const std::string where = name + " line " + std::to_string(line_no);
     if (line_no == 1) {
-      if (line != kHeader) return invalid_file(where + ": expected the header '" + std::string(kHeader) + "'");
+      if (line == header(LossCurveKind::kFinetune)) kind = LossCurveKind::kFinetune;
+      else if (line != header(LossCurveKind::kPretrain)) return invalid_file(where + ": expected " + headers);
       continue;
     }
     if (line.empty()) continue;
@@ -157,55 +202,85 @@ Result<std::vector<LossRow>> parse_loss_curve_csv(std::string_view text, const s
       if (b == std::string::npos) break;
       a = b + 1;
     }
-    if (f.size() != 7) return invalid_file(where + ": expected 7 fields, got " + std::to_string(f.size()));
+    const Columns cols = columns(kind);
+    if (f.size() != cols.size() + 1)
+      return invalid_file(where + ": expected " + std::to_string(cols.size() + 1) + " fields, got " + std::to_string(f.size()));
     LossRow r;
     if (!parse_u64(f[0], &r.iter)) return invalid_file(where + ": iter '" + f[0] + "' is not a non-negative integer");
-    r.eval = !f[5].empty() || !f[6].empty();
-    static const char* kNames[] = {"iter", "lr", "loss", "grad_norm", "ms", "train_loss", "val_loss"};
-    double* dst[] = {nullptr, &r.lr, &r.loss, &r.grad_norm, &r.ms, &r.train_loss, &r.val_loss};
-    for (int i = 1; i < 7; ++i) {
-      const bool want = r.eval ? i >= 5 : i <= 4;
-      if (!want) {
-        if (!f[i].empty()) return invalid_file(where + ": a " + std::string(r.eval ? "evaluation" : "step") + " row has a " + kNames[i]);
+    for (size_t i = 0; i < cols.size(); ++i) r.eval = r.eval || (cols.begin()[i].eval && !f[i + 1].empty());
+    for (size_t i = 0; i < cols.size(); ++i) {
+      const Column& c = cols.begin()[i];
+      const std::string& v = f[i + 1];
+      if (c.eval != r.eval) {
+        if (!v.empty()) return invalid_file(where + ": a " + std::string(r.eval ? "evaluation" : "step") + " row has a " + c.name);
         continue;
       }
-      if (!parse_double(f[i], dst[i])) return invalid_file(where + ": " + kNames[i] + " '" + f[i] + "' is not a number");
+      if (v.empty() && c.empty_is_nan) {
+        r.*c.field = std::numeric_limits<double>::quiet_NaN();
+        continue;
+      }
+      if (!parse_double(v, &(r.*c.field))) return invalid_file(where + ": " + c.name + " '" + v + "' is not a number");
     }
     rows.push_back(r);
   }
-  if (line_no == 0) return invalid_file(name + ": empty (expected the header '" + std::string(kHeader) + "')");
+  if (line_no == 0) return invalid_file(name + ": empty (expected " + headers + ")");
+  if (kind_out) *kind_out = kind;
   return rows;
 }
 
-std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& title) {
+std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& title, LossCurveKind kind) {
   constexpr double W = 800, H = 500, L = 72, R = 24, T = 48, B = 64;  // size and margins
   const double pw = W - L - R, ph = H - T - B;
 
-  // The series. Steps beyond 2000 are averaged in equal buckets so the file stays small.
+  // The series: per-step losses (thin; beyond 2000 steps averaged in equal buckets so the file stays
+  // small) and evaluation losses (thick, a marker per evaluation).
   struct Pt {
     double x, y;
+    double acc;  // fine-tuning evaluations: the accuracy, shown in the marker's title
   };
-  std::vector<Pt> steps, ev_train, ev_val;
-  for (const LossRow& r : rows) {
-    if (!r.eval && std::isfinite(r.loss)) steps.push_back({static_cast<double>(r.iter), r.loss});
-    if (r.eval && std::isfinite(r.train_loss)) ev_train.push_back({static_cast<double>(r.iter), r.train_loss});
-    if (r.eval && std::isfinite(r.val_loss)) ev_val.push_back({static_cast<double>(r.iter), r.val_loss});
+  struct Series {
+    const char* id;
+    const char* label;  // in the legend
+    const char* what;   // in a marker's title
+    const char* color;
+    bool eval;
+    double LossRow::*field;
+    std::vector<Pt> pts;
+  };
+  std::vector<Series> series;
+  if (kind == LossCurveKind::kFinetune) {
+    series = {{"step-class-loss", "classification loss", "", "#9ecae1", false, &LossRow::class_loss, {}},
+              {"step-lm-loss", "LM loss", "", "#fdae6b", false, &LossRow::lm_loss, {}},
+              {"eval-val", "val classification loss", "val classification loss", "#d62728", true, &LossRow::val_loss, {}}};
+  } else {
+    series = {{"step-loss", "loss per step", "", "#9ecae1", false, &LossRow::loss, {}},
+              {"eval-train", "train loss (eval)", "train loss", "#1f77b4", true, &LossRow::train_loss, {}},
+              {"eval-val", "val loss (eval)", "val loss", "#d62728", true, &LossRow::val_loss, {}}};
   }
+  for (Series& se : series)
+    for (const LossRow& r : rows)
+      if (r.eval == se.eval && std::isfinite(r.*se.field)) se.pts.push_back({static_cast<double>(r.iter), r.*se.field, r.val_accuracy});
+  // Fine-tuning without an LM loss (--lm-weight 0): no LM series, nor its legend entry.
+  series.erase(std::remove_if(series.begin(), series.end(),
+                              [&](const Series& se) { return se.pts.empty() && std::string(se.id) == "step-lm-loss"; }),
+               series.end());
   constexpr size_t kMaxStepPoints = 2000;
-  if (steps.size() > kMaxStepPoints) {
+  for (Series& se : series) {
+    std::vector<Pt>& steps = se.pts;
+    if (se.eval || steps.size() <= kMaxStepPoints) continue;
     std::vector<Pt> avg;
     for (size_t k = 0; k < kMaxStepPoints; ++k) {
       const size_t a = steps.size() * k / kMaxStepPoints, b = steps.size() * (k + 1) / kMaxStepPoints;
       double sx = 0, sy = 0;
       for (size_t i = a; i < b; ++i) sx += steps[i].x, sy += steps[i].y;
-      avg.push_back({sx / static_cast<double>(b - a), sy / static_cast<double>(b - a)});
+      avg.push_back({sx / static_cast<double>(b - a), sy / static_cast<double>(b - a), 0.0});
     }
     steps.swap(avg);
   }
 
   double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
-  for (const auto* s : {&steps, &ev_train, &ev_val})
-    for (const Pt& p : *s) x0 = std::min(x0, p.x), x1 = std::max(x1, p.x), y0 = std::min(y0, p.y), y1 = std::max(y1, p.y);
+  for (const Series& se : series)
+    for (const Pt& p : se.pts) x0 = std::min(x0, p.x), x1 = std::max(x1, p.x), y0 = std::min(y0, p.y), y1 = std::max(y1, p.y);
   const bool empty = !(x0 <= x1);
   const Axis ax = make_axis(x0, x1, 8, 1.0, false), ay = make_axis(y0, y1, 6, 1e-9, true);
   auto X = [&](double v) { return L + ax.frac(v) * pw; };
@@ -251,32 +326,29 @@ std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& 
     for (size_t i = 0; i < pts.size(); ++i) s += (i ? " " : "") + num(X(pts[i].x)) + "," + num(Y(pts[i].y));
     s += "\"/>\n";
   };
-  auto markers = [&](const char* cls, const char* what, const std::vector<Pt>& pts, const char* color) {
-    s += std::string("<g class=\"") + cls + "-markers\" fill=\"" + color + "\">\n";
-    for (const Pt& p : pts) {
-      s += std::string("<circle class=\"") + cls + "\" cx=\"" + num(X(p.x)) + "\" cy=\"" + num(Y(p.y)) + "\" r=\"3\"><title>step " +
-           fmt("%.0f", p.x) + ": " + what + " " + fmt("%.4f", p.y) + "</title></circle>\n";
+  auto markers = [&](const Series& se) {
+    s += std::string("<g class=\"") + se.id + "-markers\" fill=\"" + se.color + "\">\n";
+    for (const Pt& p : se.pts) {
+      std::string t = "step " + fmt("%.0f", p.x) + ": " + se.what + " " + fmt("%.4f", p.y);
+      if (kind == LossCurveKind::kFinetune) t += ", accuracy " + fmt("%.2f", 100.0 * p.acc) + "%";
+      s += std::string("<circle class=\"") + se.id + "\" cx=\"" + num(X(p.x)) + "\" cy=\"" + num(Y(p.y)) + "\" r=\"3\"><title>" + t +
+           "</title></circle>\n";
     }
     s += "</g>\n";
   };
-  const char *c_step = "#9ecae1", *c_train = "#1f77b4", *c_val = "#d62728";
-  polyline("step-loss", steps, c_step, 1.0, 0.9);
-  polyline("eval-train", ev_train, c_train, 2.0, 1.0);
-  polyline("eval-val", ev_val, c_val, 2.0, 1.0);
-  markers("eval-train", "train loss", ev_train, c_train);
-  markers("eval-val", "val loss", ev_val, c_val);
+  for (const Series& se : series) polyline(se.id, se.pts, se.color, se.eval ? 2.0 : 1.0, se.eval ? 1.0 : 0.9);
+  for (const Series& se : series)
+    if (se.eval) markers(se);
 
   // Legend, top right inside the plot.
-  const double lx = L + pw - 150, ly = T + 10;
-  s += "<g id=\"legend\">\n<rect x=\"" + num(lx) + "\" y=\"" + num(ly) +
-       "\" width=\"140\" height=\"62\" fill=\"#ffffff\" fill-opacity=\"0.85\" stroke=\"#aaaaaa\"/>\n";
-  const char* names[] = {"loss per step", "train loss (eval)", "val loss (eval)"};
-  const char* colors[] = {c_step, c_train, c_val};
-  for (int i = 0; i < 3; ++i) {
-    const double y = ly + 14 + 17 * i;
-    s += "<line x1=\"" + num(lx + 8) + "\" y1=\"" + num(y) + "\" x2=\"" + num(lx + 30) + "\" y2=\"" + num(y) + "\" stroke=\"" + colors[i] +
-         "\" stroke-width=\"" + (i ? "2" : "1.5") + "\"/>\n";
-    s += "<text x=\"" + num(lx + 36) + "\" y=\"" + num(y + 4) + "\">" + names[i] + "</text>\n";
+  const double lx = L + pw - 170, ly = T + 10;
+  s += "<g id=\"legend\">\n<rect x=\"" + num(lx) + "\" y=\"" + num(ly) + "\" width=\"160\" height=\"" +
+       num(11 + 17 * static_cast<double>(series.size())) + "\" fill=\"#ffffff\" fill-opacity=\"0.85\" stroke=\"#aaaaaa\"/>\n";
+  for (size_t i = 0; i < series.size(); ++i) {
+    const double y = ly + 14 + 17 * static_cast<double>(i);
+    s += "<line x1=\"" + num(lx + 8) + "\" y1=\"" + num(y) + "\" x2=\"" + num(lx + 30) + "\" y2=\"" + num(y) + "\" stroke=\"" +
+         series[i].color + "\" stroke-width=\"" + (series[i].eval ? "2" : "1.5") + "\"/>\n";
+    s += "<text x=\"" + num(lx + 36) + "\" y=\"" + num(y + 4) + "\">" + series[i].label + "</text>\n";
   }
   s += "</g>\n</svg>\n";
   return s;

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "core/threadpool.h"
@@ -161,6 +162,7 @@ struct EMBER_HIDDEN Trainer::Impl {
   bool classify = false;               // last forward: classification loss (+ lm_weight * LM loss)
   float lm_weight = 1.0f;
   size_t cls_count = 0;
+  double cls_mean = 0.0, lm_mean = 0.0;  // the parts of the last forward_classify's loss
   std::vector<LayerActs> la;
   float *encoded = nullptr, *lnf = nullptr, *lnf_mean = nullptr, *lnf_rstd = nullptr, *logits = nullptr,
         *probs = nullptr;
@@ -451,9 +453,9 @@ Status Trainer::Impl::forward(const int32_t* tokens, const int32_t* targets, siz
         cls_total += cls_loss.p[b];
         ++cls_count;
       }
-    const double lm_mean = count ? total_loss / static_cast<double>(count) : 0.0;
-    const double cls_mean = cls_count ? cls_total / static_cast<double>(cls_count) : 0.0;
-    *loss = static_cast<float>(cls_mean + static_cast<double>(lm_weight) * lm_mean);
+    lm_mean = count ? total_loss / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
+    cls_mean = cls_count ? cls_total / static_cast<double>(cls_count) : 0.0;
+    *loss = static_cast<float>(cls_mean + (count ? static_cast<double>(lm_weight) * lm_mean : 0.0));
   }
   return Status::Ok();
 }
@@ -721,6 +723,7 @@ Result<float> Trainer::forward_classify(const int32_t* tokens, const int32_t* lm
 }
 
 const float* Trainer::class_logits() const { return impl_->cls_logits.p; }
+Trainer::ClassifyLoss Trainer::last_classify_loss() const { return {impl_->cls_mean, impl_->lm_mean}; }
 
 Status Trainer::backward(float loss_scale) { return impl_->backward(loss_scale); }
 

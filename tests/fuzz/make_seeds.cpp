@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -324,6 +325,20 @@ void text_seeds(const std::string& data) {
     }
   }
   put("loss_csv", "run.csv", csv);
+  std::vector<ember::LossRow> ft;  // a fine-tuning curve: two epochs, the LM loss in the first only
+  for (uint64_t i = 0; i < 20; ++i) {
+    ember::LossRow r;
+    r.iter = i, r.lr = 3e-4, r.class_loss = 0.7 / (1 + 0.2 * i), r.grad_norm = 2.0, r.ms = 90.5;
+    r.lm_loss = i < 10 ? 4.5 : std::numeric_limits<double>::quiet_NaN();
+    r.loss = r.class_loss + (i < 10 ? 0.5 * r.lm_loss : 0.0);
+    ft.push_back(r);
+    if (i % 10 == 9) {
+      ember::LossRow e;
+      e.eval = true, e.iter = i + 1, e.val_loss = r.class_loss * 1.1, e.val_accuracy = 0.9 + 0.005 * static_cast<double>(i);
+      ft.push_back(e);
+    }
+  }
+  put("loss_csv", "finetune.csv", ember::loss_curve_csv(ft, ember::LossCurveKind::kFinetune));
   put("loss_csv", "flat_huge.csv", "iter,lr,loss,grad_norm,ms,train_loss,val_loss\n1,0.001,1e30,1,1,,\n2,0.001,1e30,1,1,,\n3,,,,,1e300,1e300\n");
   put("loss_csv", "extremes.csv", "iter,lr,loss,grad_norm,ms,train_loss,val_loss\n18446744073709551614,0.001,-1e308,1,1,,\n18446744073709551615,0.001,1e308,1,1,,\n");
 }

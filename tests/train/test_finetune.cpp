@@ -16,8 +16,10 @@
 #include "../support/test_paths.h"
 #include "ember/classify.h"
 #include "ember/convert.h"
+#include "ember/io.h"
 #include "ember/model.h"
 #include "ember/session.h"
+#include "ember/train.h"
 
 namespace {
 struct Tool : ember_test::ToolRunner {
@@ -79,6 +81,36 @@ TEST_CASE("ember-train finetune: GPT-1 fine-tuning of a tiny pretrained model cl
     CHECK(err.find("val accuracy") != std::string::npos);
     CHECK(err.find("160 train rows") != std::string::npos);
     CHECK(err.find(" tok/s | ETA ") != std::string::npos);  // the progress line has the speed and the time left
+    CHECK(err.find("(classification ") != std::string::npos);  // the epoch line names both parts of the loss
+    CHECK(err.find(" x LM ") != std::string::npos);
+    CHECK(err.find("val classification loss") != std::string::npos);
+
+    // The loss curve: a step row per step with loss = classification + 0.5 x LM (the default weight),
+    // an evaluation row per epoch with the accuracy the epoch line printed; the SVG beside it.
+    ember::LossCurveKind kind = ember::LossCurveKind::kPretrain;
+    auto curve = ember::parse_loss_curve_csv(*ember::read_file(D + "/ft.ember.csv"), "ft.ember.csv", &kind);
+    REQUIRE(curve.ok());
+    CHECK(kind == ember::LossCurveKind::kFinetune);
+    size_t steps = 0, evals = 0;
+    for (const auto& r : *curve) {
+      if (r.eval) {
+        ++evals;
+        char acc[32];
+        std::snprintf(acc, sizeof acc, "val accuracy %.2f%%", 100.0 * r.val_accuracy);
+        CHECK(err.find(acc) != std::string::npos);
+        continue;
+      }
+      ++steps;
+      CHECK(r.iter == steps);
+      CHECK(r.loss == doctest::Approx(r.class_loss + 0.5 * r.lm_loss).epsilon(1e-5));
+      CHECK(r.lm_loss > r.class_loss);  // an LM loss over a 14-letter vocabulary, a two-class loss
+    }
+    CHECK(steps == 4 * 20);  // 160 rows in batches of 8, 4 epochs
+    CHECK(evals == 4);
+    const std::string svg = ember::read_file(D + "/ft.ember.svg").value();
+    CHECK(svg.find("id=\"step-class-loss\"") != std::string::npos);
+    CHECK(svg.find("id=\"step-lm-loss\"") != std::string::npos);
+    CHECK(svg.find("id=\"eval-val\"") != std::string::npos);
 
     auto model = ember::Model::load(D + "/ft.ember");
     REQUIRE(model.ok());

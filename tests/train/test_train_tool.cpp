@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -155,7 +156,8 @@ std::vector<std::pair<double, double>> points(const std::string& attr) {
 
 // The SVG holds one point per row, in row order, x increasing with the step and y decreasing with the
 // loss (screen coordinates), with equal losses at equal heights.
-void check_svg_matches(const std::string& svg, const std::vector<ember::LossRow>& rows) {
+void check_svg_matches(const std::string& svg, const std::vector<ember::LossRow>& rows,
+                       ember::LossCurveKind kind = ember::LossCurveKind::kPretrain) {
   std::vector<XmlElement> els;
   const std::string problem = check_xml(svg, &els);
   REQUIRE_MESSAGE(problem.empty(), "SVG is not well-formed XML: " << problem);
@@ -163,22 +165,38 @@ void check_svg_matches(const std::string& svg, const std::vector<ember::LossRow>
   CHECK(els[0].name == "svg");
   CHECK(els[0].attrs["xmlns"] == "http://www.w3.org/2000/svg");
   std::map<std::string, std::vector<std::pair<double, double>>> lines;
-  size_t circles_train = 0, circles_val = 0, texts = 0;
+  std::map<std::string, size_t> circles;
+  size_t texts = 0;
   for (const auto& e : els) {
     if (e.name == "polyline") lines[e.attrs.at("id")] = points(e.attrs.at("points"));
-    if (e.name == "circle") (e.attrs.at("class") == "eval-train" ? circles_train : circles_val) += 1;
+    if (e.name == "circle") ++circles[e.attrs.at("class")];
     texts += e.name == "text";
   }
   CHECK(texts >= 6);  // title, axis labels, tick labels
-  std::vector<std::pair<uint64_t, double>> steps, tr, va;
+  using Series = std::vector<std::pair<uint64_t, double>>;
+  std::vector<std::pair<std::string, Series>> want_lines;
+  const bool ft = kind == ember::LossCurveKind::kFinetune;
+  for (const char* id : ft ? std::vector<const char*>{"step-class-loss", "step-lm-loss", "eval-val"}
+                           : std::vector<const char*>{"step-loss", "eval-train", "eval-val"})
+    want_lines.push_back({id, {}});
   for (const auto& r : rows) {
-    if (r.eval) tr.push_back({r.iter, r.train_loss}), va.push_back({r.iter, r.val_loss});
-    else steps.push_back({r.iter, r.loss});
+    if (ft) {
+      if (r.eval) want_lines[2].second.push_back({r.iter, r.val_loss});
+      else want_lines[0].second.push_back({r.iter, r.class_loss});
+      if (!r.eval && std::isfinite(r.lm_loss)) want_lines[1].second.push_back({r.iter, r.lm_loss});
+    } else {
+      if (r.eval) want_lines[1].second.push_back({r.iter, r.train_loss}), want_lines[2].second.push_back({r.iter, r.val_loss});
+      else want_lines[0].second.push_back({r.iter, r.loss});
+    }
   }
-  CHECK(circles_train == tr.size());
-  CHECK(circles_val == va.size());
-  for (const auto& [id, want] : std::vector<std::pair<std::string, std::vector<std::pair<uint64_t, double>>>>{
-           {"step-loss", steps}, {"eval-train", tr}, {"eval-val", va}}) {
+  CHECK(circles["eval-train"] == (ft ? 0 : want_lines[1].second.size()));
+  CHECK(circles["eval-val"] == want_lines[2].second.size());
+  for (const auto& [id, want] : want_lines) {
+    CAPTURE(id);
+    if (want.empty() && id == "step-lm-loss") {  // fine-tuning without an LM loss: no such line
+      CHECK(!lines.count(id));
+      continue;
+    }
     REQUIRE(lines.count(id));
     const auto& got = lines[id];
     REQUIRE(got.size() == want.size());
@@ -249,6 +267,62 @@ TEST_CASE("loss curve CSV: format, exact round trip, errors naming file and line
   CHECK(bad("iter,lr,loss,grad_norm,ms,train_loss,val_loss\n1,0.1,x,1,1,,\n").find("line 2: loss 'x' is not a number") != std::string::npos);
   CHECK(bad("iter,lr,loss,grad_norm,ms,train_loss,val_loss\n-1,,,,,1,2\n").find("iter '-1'") != std::string::npos);
   CHECK(bad("iter,lr,loss,grad_norm,ms,train_loss,val_loss\n1,0.1,2,1,1,3,\n").find("a evaluation row has a lr") != std::string::npos);
+}
+
+TEST_CASE("fine-tuning loss curve: its own header, the loss parts, NaN LM loss as an empty field, round trip, SVG series") {
+  using K = ember::LossCurveKind;
+  std::vector<ember::LossRow> rows;
+  std::mt19937 rng(3);
+  for (uint64_t i = 1; i <= 60; ++i) {
+    ember::LossRow r;
+    r.iter = i, r.lr = 3e-4, r.class_loss = 0.7 / (1 + 0.05 * i) + (rng() % 100) * 1e-4, r.grad_norm = 2.5, r.ms = 95.125;
+    r.lm_loss = 4.5 - 0.01 * i;
+    r.loss = r.class_loss + 0.5 * r.lm_loss;
+    rows.push_back(r);
+    if (i % 20 == 0) {
+      ember::LossRow e;
+      e.eval = true, e.iter = i, e.val_loss = r.class_loss * 1.2, e.val_accuracy = 0.8 + 0.05 * static_cast<double>(i / 20);
+      rows.push_back(e);
+    }
+  }
+  const std::string csv = ember::loss_curve_csv(rows, K::kFinetune);
+  CHECK(csv.rfind("iter,lr,loss,class_loss,lm_loss,grad_norm,ms,val_loss,val_accuracy\n1,0.0003,", 0) == 0);
+  K kind = K::kPretrain;
+  auto back = ember::parse_loss_curve_csv(csv, "ft.csv", &kind);
+  REQUIRE(back.ok());
+  CHECK(kind == K::kFinetune);
+  REQUIRE(back->size() == rows.size());
+  CHECK(ember::loss_curve_csv(*back, K::kFinetune) == csv);
+  CHECK((*back)[20].eval);
+  CHECK((*back)[20].val_accuracy == doctest::Approx(0.85));
+  CHECK((*back)[0].lm_loss == doctest::Approx(4.49));
+  check_svg_matches(ember::loss_curve_svg(rows, "ft", K::kFinetune), rows, K::kFinetune);
+  const std::string svg = ember::loss_curve_svg(rows, "ft", K::kFinetune);
+  CHECK(svg.find("accuracy 85.00%") != std::string::npos);  // an evaluation marker's title
+  CHECK(svg.find(">classification loss<") != std::string::npos);
+  CHECK(svg.find(">LM loss<") != std::string::npos);
+
+  // --lm-weight 0: no LM loss; written as empty fields, read back as NaN; no LM line, nor its legend.
+  for (auto& r : rows)
+    if (!r.eval) r.lm_loss = std::numeric_limits<double>::quiet_NaN(), r.loss = r.class_loss;
+  const std::string csv0 = ember::loss_curve_csv(rows, K::kFinetune);
+  CHECK(csv0.find("\n1,0.0003,") != std::string::npos);
+  CHECK(csv0.find(",,2.50000,95.125,,\n") != std::string::npos);
+  auto back0 = ember::parse_loss_curve_csv(csv0, "ft0.csv", &kind);
+  REQUIRE(back0.ok());
+  CHECK(std::isnan((*back0)[0].lm_loss));
+  CHECK(ember::loss_curve_csv(*back0, K::kFinetune) == csv0);
+  const std::string svg0 = ember::loss_curve_svg(*back0, "ft0", K::kFinetune);
+  check_svg_matches(svg0, *back0, K::kFinetune);
+  CHECK(svg0.find(">LM loss<") == std::string::npos);
+
+  // A pretraining CSV still reads as one; a fine-tuning row needs 9 fields.
+  auto pre = ember::parse_loss_curve_csv("iter,lr,loss,grad_norm,ms,train_loss,val_loss\n1,0.1,2,1,1,,\n", "p.csv", &kind);
+  REQUIRE(pre.ok());
+  CHECK(kind == K::kPretrain);
+  auto short_row = ember::parse_loss_curve_csv("iter,lr,loss,class_loss,lm_loss,grad_norm,ms,val_loss,val_accuracy\n1,0.1,2,1,1,,\n", "s.csv");
+  REQUIRE(!short_row.ok());
+  CHECK(short_row.status().message().find("s.csv line 2: expected 9 fields, got 7") != std::string::npos);
 }
 
 TEST_CASE("loss curve SVG: well-formed XML, a point per CSV row in order, escaped title, any size") {

@@ -385,7 +385,9 @@ TEST_CASE("security: a session refuses an empty prompt, a prompt past n_ctx, ids
   CHECK((*s)->n_past() == 0);  // nothing was cached by the refused calls
   const ember::Tokenizer& tok = (*m)->tokenizer();
   CHECK(error_of(tok.encode("ab\xff")) == "encode: invalid UTF-8 at byte offset 2");
-  CHECK(error_of(tok.encode("abz")) == "encode: character 'z' (U+007A) at byte offset 2 is not in the vocabulary");
+  CHECK(error_of(tok.encode("abz")) == "encode: character 'z' (U+007A) at byte offset 2 is not in the vocabulary (a character-level "
+                                       "model encodes only the " + std::to_string(tok.n_vocab()) +
+                                       " characters of its training text; a byte-level BPE model encodes any UTF-8)");
 }
 
 TEST_CASE("security: a model asking for more memory than there is gives an error, not an exception") {

@@ -73,6 +73,13 @@ void get_batch(const std::vector<int32_t>& data, size_t B, size_t T, uint64_t se
   }
 }
 
+// printf of one number, as a string.
+std::string fmt_number(double v, const char* format = "%g") {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
 std::string fmt_time(double s) {
   char buf[32];
   const long v = static_cast<long>(s + 0.5);
@@ -222,6 +229,9 @@ int main(int argc, char** argv) {
             "--lm-weight x language modelling of the text; linear warmup over --warmup-frac of the steps,\n"
             "then linear decay to 0; AdamW (betas 0.9, 0.999, weight decay 0.01 on weights, or\n"
             "--weight-decay if given), gradient clipping. Accuracy on --eval-split rows after every epoch.\n"
+            "The loss curve (per step: the loss, its classification and LM parts; per epoch: the eval\n"
+            "split's classification loss and accuracy) goes to --csv (default MODEL.ember.csv) and the SVG\n"
+            "beside it, rewritten after every epoch.\n"
             "A text longer than n_ctx - 2 tokens keeps its first and last halves (--truncate head+tail; the\n"
             "model records the rule, ember-classify cuts the same way) or its first tokens (head).\n"
             "finetune defaults: --lr 6.25e-5, --batch 8, --epochs 3.");
@@ -299,8 +309,9 @@ int plot(const Args& args, const std::string& P) {
   const std::string svg = args.has("out") ? args.str("out") : svg_path_for(csv);
   check_outputs(P, {svg}, {csv});
   const std::string text = check(P, ember::read_file(csv));
-  const std::vector<ember::LossRow> rows = check(P, ember::parse_loss_curve_csv(text, csv));
-  const std::string doc = ember::loss_curve_svg(rows, args.has("title") ? args.str("title") : "ember-train: " + base_name(csv));
+  ember::LossCurveKind kind = ember::LossCurveKind::kPretrain;
+  const std::vector<ember::LossRow> rows = check(P, ember::parse_loss_curve_csv(text, csv, &kind));
+  const std::string doc = ember::loss_curve_svg(rows, args.has("title") ? args.str("title") : "ember-train: " + base_name(csv), kind);
   check(P, ember::write_file_atomic(svg, doc.data(), doc.size()));
   size_t evals = 0;
   for (const auto& r : rows) evals += r.eval;
@@ -740,10 +751,12 @@ int finetune(const Args& args, const std::string& P) {
   if (!args.has("data")) args.usage_error("--data is required");
   if (!args.has("out")) args.usage_error("--out is required");
   for (const char* o : {"resume", "n-layer", "n-head", "n-embd", "n-ff", "block", "norm", "act", "untied", "iters", "accum",
-                        "min-lr", "warmup", "lr-decay-iters", "eval-every", "eval-iters", "csv", "vocab"})
+                        "min-lr", "warmup", "lr-decay-iters", "eval-every", "eval-iters", "vocab"})
     if (args.has(o)) args.usage_error(std::string("--") + o + " is a pretrain option");
   const std::string out = args.str("out"), data_path = args.str("data"), init = args.str("init");
-  check_outputs(P, {out}, {init, data_path});
+  const std::string csv_path = args.has("csv") ? args.str("csv") : out + ".csv";
+  const std::string svg_path = svg_path_for(csv_path);
+  check_outputs(P, {out, csv_path, svg_path}, {init, data_path});
   const float lm_weight = static_cast<float>(args.number("lm-weight", 0.0, 1e6));
   const uint64_t epochs = static_cast<uint64_t>(args.integer("epochs", 1, 1 << 20));
   const double warmup_frac = args.number("warmup-frac", 0.0, 1.0);
@@ -807,7 +820,11 @@ int finetune(const Args& args, const std::string& P) {
     const bool is_eval = eval_split != "none" && r.split == eval_split && (!args.has("balanced") || r.balanced);
     if (!is_train && !is_eval) continue;
     auto enc = tok.encode(r.text);
-    if (!enc.ok()) fail(P, data_path + " line " + std::to_string(r.line) + ": " + enc.status().message());
+    if (!enc.ok())
+      fail(P, data_path + " line " + std::to_string(r.line) + ": " + enc.status().message() +
+                  (tok.kind() == ember::TokenizerKind::kChars
+                       ? "; " + init + " is a character-level model: fine-tune models/english.ember (byte-level BPE) instead"
+                       : ""));
     std::vector<int32_t> body = std::move(enc).value();
     truncated += ember::truncate_tokens(body, room, truncation);
     Example e;
@@ -905,6 +922,16 @@ int finetune(const Args& args, const std::string& P) {
     }
     return rest;
   };
+  // The loss curve, rewritten (CSV, then SVG, each atomically) after every epoch.
+  std::vector<ember::LossRow> curve;
+  const std::string title = "ember-train finetune " + base_name(out) + ": " + base_name(data_path) + ", " + std::to_string(K) +
+                            " classes, lm weight " + fmt_number(lm_weight) + ", seed " + std::to_string(topt.seed);
+  auto write_curve = [&] {
+    const std::string c = ember::loss_curve_csv(curve, ember::LossCurveKind::kFinetune);
+    check(P, ember::write_file_atomic(csv_path, c.data(), c.size()));
+    const std::string s = ember::loss_curve_svg(curve, title, ember::LossCurveKind::kFinetune);
+    check(P, ember::write_file_atomic(svg_path, s.data(), s.size()));
+  };
   std::vector<size_t> order(train.size());
   for (uint64_t ep = 0; ep < epochs; ++ep) {
     std::iota(order.begin(), order.end(), size_t{0});
@@ -912,7 +939,7 @@ int finetune(const Args& args, const std::string& P) {
       const uint64_t r = mix64(topt.seed ^ mix64(ep * 0x9e3779b97f4a7c15ull + i));
       std::swap(order[i - 1], order[static_cast<size_t>((static_cast<unsigned __int128>(r) * i) >> 64)]);
     }
-    double epoch_loss = 0.0;
+    double epoch_loss = 0.0, epoch_cls = 0.0, epoch_lm = 0.0;
     for (size_t s = 0; s < steps_per_epoch; ++s, ++it) {
       const double t0 = now_seconds();
       const size_t nb = std::min(B, train.size() - s * B);
@@ -927,10 +954,17 @@ int finetune(const Args& args, const std::string& P) {
       const double norm = tr->clip_grad_norm(clip);
       tr->step(lr, adam);
       const double dt = now_seconds() - t0;
+      const ember::Trainer::ClassifyLoss parts = tr->last_classify_loss();
+      ember::LossRow row;
+      row.iter = it + 1, row.lr = lr, row.loss = loss, row.grad_norm = norm, row.ms = dt * 1e3;
+      row.class_loss = parts.classification, row.lm_loss = parts.lm;
+      curve.push_back(row);
       train_seconds += dt;
       window_seconds += dt;
       window_loss += loss;
       epoch_loss += loss;
+      epoch_cls += parts.classification;
+      if (lm_weight > 0) epoch_lm += parts.lm;
       ++window_iters;
       if ((it + 1) % log_every == 0 || it + 1 == total) {
         const double ms = window_seconds / static_cast<double>(window_iters) * 1e3;
@@ -942,17 +976,24 @@ int finetune(const Args& args, const std::string& P) {
         window_iters = window_tokens = 0;
       }
     }
+    const double n = static_cast<double>(steps_per_epoch);
+    std::string line = "epoch " + std::to_string(ep + 1) + ": train loss " + fmt_number(epoch_loss / n, "%.4f");
+    if (lm_weight > 0)
+      line += " (classification " + fmt_number(epoch_cls / n, "%.4f") + " + " + fmt_number(lm_weight) + " x LM " + fmt_number(epoch_lm / n, "%.4f") + ")";
+    else
+      line += " (classification)";
     if (!evals.empty()) {
       const double e0 = now_seconds();
       acc = evaluate(&vloss);
       eval_seconds = now_seconds() - e0;
-      std::fprintf(stderr, "epoch %llu: train loss %.4f, %s loss %.4f, %s accuracy %.2f%% (%zu rows)\n",
-                   static_cast<unsigned long long>(ep + 1), epoch_loss / static_cast<double>(steps_per_epoch), eval_split.c_str(), vloss,
-                   eval_split.c_str(), 100.0 * acc, evals.size());
-    } else {
-      std::fprintf(stderr, "epoch %llu: train loss %.4f\n", static_cast<unsigned long long>(ep + 1),
-                   epoch_loss / static_cast<double>(steps_per_epoch));
+      ember::LossRow row;
+      row.eval = true, row.iter = it, row.val_loss = vloss, row.val_accuracy = acc;
+      curve.push_back(row);
+      line += ", " + eval_split + " classification loss " + fmt_number(vloss, "%.4f") + ", " + eval_split + " accuracy " +
+              fmt_number(100.0 * acc, "%.2f") + "% (" + std::to_string(evals.size()) + " rows)";
     }
+    std::fprintf(stderr, "%s\n", line.c_str());
+    write_curve();
   }
 
   ember::ModelSpec res = tr->to_spec();
@@ -970,9 +1011,10 @@ int finetune(const Args& args, const std::string& P) {
   res.metadata["finetune.lm_weight"] = std::to_string(lm_weight);
   if (acc >= 0) res.metadata["finetune." + eval_split + "_accuracy"] = std::to_string(acc);
   check(P, ember::write_model_file(res, out));
-  std::fprintf(stderr, "done: %llu steps in %s (%.1f ms/step)%s; wrote %s\n", static_cast<unsigned long long>(total),
+  std::fprintf(stderr, "done: %llu steps in %s (%.1f ms/step)%s; wrote %s, loss curve %s and %s\n", static_cast<unsigned long long>(total),
                fmt_time(now_seconds() - t_start).c_str(), train_seconds / static_cast<double>(total) * 1e3,
-               acc >= 0 ? (", " + eval_split + " accuracy " + std::to_string(100.0 * acc).substr(0, 5) + "%").c_str() : "", out.c_str());
+               acc >= 0 ? (", " + eval_split + " accuracy " + fmt_number(100.0 * acc, "%.2f") + "%").c_str() : "", out.c_str(),
+               csv_path.c_str(), svg_path.c_str());
   return 0;
 }
 
