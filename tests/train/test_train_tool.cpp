@@ -191,7 +191,9 @@ void check_svg_matches(const std::string& svg, const std::vector<ember::LossRow>
   }
   CHECK(circles["eval-train"] == (ft ? 0 : want_lines[1].second.size()));
   CHECK(circles["eval-val"] == want_lines[2].second.size());
-  for (const auto& [id, want] : want_lines) {
+  for (const auto& line : want_lines) {
+    const std::string& id = line.first;
+    const Series& want = line.second;
     CAPTURE(id);
     if (want.empty() && id == "step-lm-loss") {  // fine-tuning without an LM loss: no such line
       CHECK(!lines.count(id));
