@@ -173,4 +173,14 @@ TEST_CASE("ember-train finetune: GPT-1 fine-tuning of a tiny pretrained model cl
   }
   CHECK(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/nosplit.jsonl --out " + D + "/x.ember") == 1);
   CHECK(tool.err().find("no rows of split 'train'") != std::string::npos);
+  // A character the character-level model cannot encode: the row, the character, and what to do instead.
+  {
+    std::ofstream f(D + "/digits.jsonl");
+    f << "{\"text\": \"aaaa\", \"label\": \"pos\", \"split\": \"train\"}\n"
+      << "{\"text\": \"call 0800 now\", \"label\": \"neg\", \"split\": \"train\"}\n";
+  }
+  CHECK(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/digits.jsonl --out " + D + "/x.ember") == 1);
+  CHECK(tool.err().find("digits.jsonl line 2: encode: character '0' (U+0030)") != std::string::npos);
+  CHECK(tool.err().find("pre.ember is a character-level model: fine-tune one with a byte-level BPE vocabulary instead") !=
+        std::string::npos);
 }
