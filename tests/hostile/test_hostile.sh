@@ -198,9 +198,13 @@ for i in $(seq 1 9); do
   sig=$(echo TERM INT HUP | cut -d' ' -f$(( (i - 1) % 3 + 1 )))
   # Started with SIGINT at its default: a non-interactive shell starts background jobs with it ignored
   # (and a signal ignored at start stays ignored, by design).
+  rm -f "$W/sig/err"
   env --default-signal=INT "$B/ember-train" pretrain --data "$W/d.txt" --out "$W/sig/m.ember" --iters 100000 --eval-every 1 --eval-iters 1 \
     --n-layer 1 --n-embd 32 --n-head 2 --block 16 --batch 2 > /dev/null 2> "$W/sig/err" &
   pid=$!
+  # The first progress line means the handlers are in place (under qemu on a loaded machine the start
+  # alone can take longer than the delays below); then a delay that moves each kill to another moment.
+  for _ in $(seq 1 600); do [[ -s "$W/sig/err" ]] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   sleep "0.$((3 + i))"
   kill -"$sig" "$pid" 2>/dev/null
   for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
