@@ -330,7 +330,7 @@ std::string loss_curve_svg(const std::vector<LossRow>& rows, const std::string& 
     s += std::string("<g class=\"") + se.id + "-markers\" fill=\"" + se.color + "\">\n";
     for (const Pt& p : se.pts) {
       std::string t = "step " + fmt("%.0f", p.x) + ": " + se.what + " " + fmt("%.4f", p.y);
-      if (kind == LossCurveKind::kFinetune) t += ", accuracy " + fmt("%.2f", 100.0 * p.acc) + "%";
+      if (kind == LossCurveKind::kFinetune && std::isfinite(p.acc)) t += ", accuracy " + fmt("%.2f", 100.0 * p.acc) + "%";
       s += std::string("<circle class=\"") + se.id + "\" cx=\"" + num(X(p.x)) + "\" cy=\"" + num(Y(p.y)) + "\" r=\"3\"><title>" + t +
            "</title></circle>\n";
     }

@@ -22,9 +22,11 @@
 #include <vector>
 
 #include "ember/convert.h"
+#include "ember/io.h"
 #include "ember/model.h"
 #include "ember/train.h"
 #include "tool_runner.h"
+#include "../support/test_paths.h"
 
 namespace {
 
@@ -325,6 +327,22 @@ TEST_CASE("fine-tuning loss curve: its own header, the loss parts, NaN LM loss a
   auto short_row = ember::parse_loss_curve_csv("iter,lr,loss,class_loss,lm_loss,grad_norm,ms,val_loss,val_accuracy\n1,0.1,2,1,1,,\n", "s.csv");
   REQUIRE(!short_row.ok());
   CHECK(short_row.status().message().find("s.csv line 2: expected 9 fields, got 7") != std::string::npos);
+
+  // An accuracy that parses to infinity (1e310895000) once reached a marker's title as "inf%" (found by
+  // the loss_csv fuzz target; the input: tests/data/fuzz/loss_csv_finetune_inf_accuracy.csv): the title
+  // then leaves the accuracy out, and the SVG stays finite.
+  auto found = ember::read_file(ember_test::data_dir() + "/fuzz/loss_csv_finetune_inf_accuracy.csv");
+  REQUIRE(found.ok());
+  auto inf_rows = ember::parse_loss_curve_csv(*found, "inf.csv", &kind);
+  REQUIRE(inf_rows.ok());
+  CHECK(kind == K::kFinetune);
+  REQUIRE(!inf_rows->empty());
+  CHECK(std::isinf(inf_rows->back().val_accuracy));
+  const std::string inf_svg = ember::loss_curve_svg(*inf_rows, "found", K::kFinetune);
+  CHECK(inf_svg.find("inf") == std::string::npos);
+  CHECK(inf_svg.find("nan") == std::string::npos);
+  CHECK(inf_svg.find("val classification loss 0.1000</title>") != std::string::npos);
+  check_svg_matches(inf_svg, *inf_rows, K::kFinetune);
 }
 
 TEST_CASE("loss curve SVG: well-formed XML, a point per CSV row in order, escaped title, any size") {
