@@ -107,6 +107,14 @@ grep -q "perplexity on the calibration tokens" "$T/err" && ok || bad "no perplex
 "$B/ember-inspect" "$T/nano8.ember" --json > "$T/out" 2>&1
 grep -q '"name": "h.0.attn.c_attn.weight", "dtype": "i8"' "$T/out" && ok || bad "int8 model lacks int8 weights"
 expect_ok "generate int8" "$G" -m "$T/nano8.ember" -p "First" -n 8 --temp 0 --json
+# --meta adds entries and replaces ember-quantize's own (re-writing a shipped model to add metadata keeps
+# its original calibration line); a key-less entry is a usage error.
+expect_ok "quantize with --meta" "$Q" "$T/nano8.ember" "$T/meta8.ember" --calib-tokens 64 --meta license=MIT \
+  --meta "calibration=as measured before" --meta eval.x=1.5
+"$B/ember-inspect" "$T/meta8.ember" --json > "$T/out" 2>&1
+grep -q '"license": "MIT"' "$T/out" && grep -q '"eval.x": "1.5"' "$T/out" && ok || bad "--meta entries missing: $(head -c 600 "$T/out")"
+grep -q '"calibration": "as measured before"' "$T/out" && ok || bad "--meta does not replace the calibration entry"
+expect_fail "--meta without a key" "--meta wants KEY=VALUE" "$Q" "$T/nano8.ember" "$T/meta9.ember" --meta =x
 cp "$D/golden/gpt2/tokens.txt" "$T/calib.ids"
 expect_fail "quantize refuses" "nothing written" "$Q" "$D/golden/gpt2" "$T/refused.ember" --calib "$T/calib.ids" --max-ppl-increase 0
 [[ ! -e "$T/refused.ember" ]] && ok || bad "refused quantization left an output file"

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "../common/cli.h"
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
   args.option("calib-tokens", "", "N", "calibration tokens to use (sampled, or the first N of --calib)", "1024");
   args.option("max-ppl-increase", "", "FRAC", "refuse when int8 perplexity exceeds float by more than this", "0.02");
   args.option("threads", "t", "N", "threads for calibration", std::to_string(default_threads()));
-  args.option("meta", "", "KEY=VALUE", "add a metadata entry (repeatable), e.g. license=MIT");
+  args.option("meta", "", "KEY=VALUE", "add a metadata entry (repeatable; replaces one ember-quantize writes), e.g. license=MIT");
   args.parse(argc, argv);
   const std::string P = args.prog();
   ember::remove_temporaries_on_signals(P.c_str());
@@ -93,16 +94,21 @@ int main(int argc, char** argv) {
   for (ember::TensorData& t : spec.tensors) to_type(t, type == "f16" ? ember::DType::kF16 : ember::DType::kF32);
   spec.metadata["type"] = type;
   spec.metadata["converter"] = "ember-quantize";
+  // --meta entries are applied last, before the write: a user's entry replaces one ember-quantize records
+  // itself (e.g. the calibration line of a model re-written only to add metadata). Checked first.
+  std::map<std::string, std::string> user_meta;
   for (const std::string& kv : args.all("meta")) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) args.usage_error("--meta wants KEY=VALUE (got '" + kv + "')");
-    spec.metadata[kv.substr(0, eq)] = kv.substr(eq + 1);
+    user_meta[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  if (type != "int8") {
-    check(P, ember::write_model_file(spec, out));
+  auto write = [&] {
+    for (const auto& [k, v] : user_meta) spec.metadata[k] = v;
+    check(P, ember::write_model_file(spec, out));  // atomic (temporary, fsync, rename, directory fsync)
     std::fprintf(stderr, "%s: wrote %s in %.1f s\n", P.c_str(), out.c_str(), now_seconds() - t0);
     return 0;
-  }
+  };
+  if (type != "int8") return write();
 
   // int8: keep the float model at hand (in memory) to measure against, then quantize and compare.
   auto fm = check(P, ember::load_model_spec(spec, in + " (f32)"));
@@ -151,7 +157,5 @@ int main(int argc, char** argv) {
   char ppl[128];
   std::snprintf(ppl, sizeof ppl, "f32 %.4f, int8 %.4f on %s", rep.f32.ppl, rep.int8.ppl, calib_desc.c_str());
   spec.metadata["calibration"] = ppl;
-  check(P, ember::write_model_file(spec, out));  // atomic (temporary, fsync, rename, directory fsync)
-  std::fprintf(stderr, "%s: wrote %s in %.1f s\n", P.c_str(), out.c_str(), now_seconds() - t0);
-  return 0;
+  return write();
 }
