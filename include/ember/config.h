@@ -29,6 +29,10 @@ EMBER_API size_t dtype_size(DType d);
 EMBER_API float f16_to_f32(uint16_t h);
 EMBER_API uint16_t f32_to_f16(float f);
 EMBER_API float bf16_to_f32(uint16_t h);
+// Decodes n stored elements (little-endian bytes of `dtype`) to f32; kI8 multiplies each by the scale of
+// its row: `scales` holds one per row of `row_len` elements (unused for kF32 and kF16). The one place a
+// stored tensor becomes floats (runtime, trainer, quantizer, converter).
+EMBER_API void decode_f32(DType dtype, const uint8_t* data, size_t n, const float* scales, size_t row_len, float* out);
 
 struct EMBER_API ModelConfig {
   uint32_t n_vocab = 0;

@@ -67,4 +67,18 @@ uint16_t f32_to_f16(float f) {
 
 float bf16_to_f32(uint16_t h) { return float_of(static_cast<uint32_t>(h) << 16); }
 
+void decode_f32(DType dtype, const uint8_t* data, size_t n, const float* scales, size_t row_len, float* out) {
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(out, data, n * sizeof(float));
+      return;
+    case DType::kF16:
+      for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(static_cast<uint16_t>(data[2 * i] | (data[2 * i + 1] << 8)));
+      return;
+    case DType::kI8:
+      for (size_t i = 0; i < n; ++i) out[i] = scales[i / row_len] * static_cast<float>(static_cast<int8_t>(data[i]));
+      return;
+  }
+}
+
 }  // namespace ember

@@ -22,18 +22,10 @@ Result<const float*> Model::Impl::f32(const std::string& name) {
   switch (t->dtype) {
     case DType::kF32:
       return reinterpret_cast<const float*>(t->data);
-    case DType::kF16: {
-      std::vector<float> v(n);
-      const uint8_t* p = t->data;
-      for (uint64_t i = 0; i < n; ++i) v[i] = f16_to_f32(static_cast<uint16_t>(p[2 * i] | (p[2 * i + 1] << 8)));
-      return (owned[name] = std::move(v)).data();
-    }
+    case DType::kF16:
     case DType::kI8: {
       std::vector<float> v(n);
-      const uint64_t rows = t->shape[0], cols = n / rows;
-      const int8_t* q = reinterpret_cast<const int8_t*>(t->data);
-      for (uint64_t r = 0; r < rows; ++r)
-        for (uint64_t c = 0; c < cols; ++c) v[r * cols + c] = t->scales[r] * q[r * cols + c];
+      decode_f32(t->dtype, t->data, n, t->scales, n / t->shape[0], v.data());
       return (owned[name] = std::move(v)).data();
     }
   }

@@ -38,11 +38,7 @@ Status quantize_model(ModelSpec& spec, const QuantizeOptions& opts) {
     if (t.shape.size() != 2) return invalid_argument("quantize: tensor '" + t.name + "' is not a matrix");
     const size_t rows = t.shape[0], cols = t.shape[1];
     std::vector<float> f(rows * cols);
-    if (t.dtype == DType::kF32) {
-      std::memcpy(f.data(), t.data.data(), f.size() * 4);
-    } else {
-      for (size_t i = 0; i < f.size(); ++i) f[i] = f16_to_f32(static_cast<uint16_t>(t.data[2 * i] | (t.data[2 * i + 1] << 8)));
-    }
+    decode_f32(t.dtype, t.data.data(), f.size(), nullptr, cols, f.data());
     for (float v : f)
       if (!std::isfinite(v)) return invalid_argument("quantize: tensor '" + t.name + "' holds a non-finite value");
     t.dtype = DType::kI8;

@@ -694,16 +694,7 @@ Result<std::unique_ptr<Trainer>> Trainer::from_spec(const ModelSpec& spec, const
   for (const ParamInfo& p : I.info) {
     const TensorData* td = spec.find(p.name);  // present: validate() checked names and shapes
     float* w = I.P(p.offset);
-    const size_t row = p.size / p.shape[0];
-    for (size_t i = 0; i < p.size; ++i) {
-      switch (td->dtype) {
-        case DType::kF32: std::memcpy(&w[i], &td->data[4 * i], 4); break;
-        case DType::kF16:
-          w[i] = f16_to_f32(static_cast<uint16_t>(td->data[2 * i] | (td->data[2 * i + 1] << 8)));
-          break;
-        case DType::kI8: w[i] = td->scales[i / row] * static_cast<float>(static_cast<int8_t>(td->data[i])); break;
-      }
-    }
+    decode_f32(td->dtype, td->data.data(), p.size, td->scales.data(), p.size / p.shape[0], w);
   }
   return t;
 }

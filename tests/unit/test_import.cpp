@@ -311,6 +311,25 @@ TEST_CASE("f32_to_f16 agrees with the compiler's _Float16 on random floats") {
 }
 #endif
 
+TEST_CASE("decode_f32: little-endian f32 and f16, int8 times its row's scale") {
+  const float f32s[3] = {1.5f, -0.0f, 3.0e-39f};  // a subnormal too: a plain byte copy
+  std::vector<uint8_t> raw(sizeof f32s);
+  std::memcpy(raw.data(), f32s, sizeof f32s);
+  float out[6];
+  ember::decode_f32(ember::DType::kF32, raw.data(), 3, nullptr, 3, out);
+  for (int i = 0; i < 3; ++i) CHECK(bits(out[i]) == bits(f32s[i]));
+  const uint8_t f16s[6] = {0x00, 0x3c, 0x00, 0xc0, 0x01, 0x00};  // 1, -2, the smallest subnormal
+  ember::decode_f32(ember::DType::kF16, f16s, 3, nullptr, 3, out);
+  CHECK(out[0] == 1.0f);
+  CHECK(out[1] == -2.0f);
+  CHECK(out[2] == std::ldexp(1.0f, -24));
+  const uint8_t q[6] = {1, 0xff, 127, 0x81, 0, 2};  // rows of 3: {1, -1, 127} x 0.5, {-127, 0, 2} x 2
+  const float scales[2] = {0.5f, 2.0f};
+  ember::decode_f32(ember::DType::kI8, q, 6, scales, 3, out);
+  const float want[6] = {0.5f, -0.5f, 63.5f, -254.0f, 0.0f, 4.0f};
+  for (int i = 0; i < 6; ++i) CHECK(out[i] == want[i]);
+}
+
 TEST_CASE("bf16_to_f32") {
   CHECK(ember::bf16_to_f32(0x3f80) == 1.0f);
   CHECK(ember::bf16_to_f32(0xc0a0) == -5.0f);

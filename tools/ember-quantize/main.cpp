@@ -20,15 +20,7 @@ void to_type(ember::TensorData& t, ember::DType want) {
   if (t.dtype == want) return;
   const size_t n = t.data.size() / ember::dtype_size(t.dtype);
   std::vector<float> f(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (t.dtype == ember::DType::kF32) {
-      std::memcpy(&f[i], &t.data[4 * i], 4);
-    } else if (t.dtype == ember::DType::kF16) {
-      f[i] = ember::f16_to_f32(static_cast<uint16_t>(t.data[2 * i] | (t.data[2 * i + 1] << 8)));
-    } else {
-      f[i] = t.scales[i / (n / t.shape[0])] * static_cast<int8_t>(t.data[i]);
-    }
-  }
+  ember::decode_f32(t.dtype, t.data.data(), n, t.scales.data(), n / t.shape[0], f.data());
   t.scales.clear();
   t.dtype = want;
   t.data.resize(n * ember::dtype_size(want));
