@@ -50,6 +50,8 @@ expect_fail "prompt longer than n_ctx" "longer than the model's context" "$G" -m
 expect_fail "empty prompt" "prompt is empty" "$G" -m "$M" -p ""
 expect_fail "invalid UTF-8 prompt" "UTF-8" "$G" -m "$M" -p $'ab\xff\xfecd'
 expect_fail "unknown character" "not in the vocabulary" "$G" -m "$M" -p "x~y"
+grep -q "nano.ember: prompt: encode: character '~'" "$T/err" && grep -q "use the English starter, models/english.ember" "$T/err" &&
+  ok || bad "unknown character: the message names neither the model nor what to use instead: $(cat "$T/err")"
 expect_fail "threads 0" "--threads must be between 1" "$G" -m "$M" -p "First" --threads 0
 expect_fail "no model" "no model given" "$G" -p "hi"
 expect_fail "missing model file" "no such file" "$G" -m "$T/nope.ember" -p "hi"

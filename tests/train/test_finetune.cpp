@@ -181,6 +181,6 @@ TEST_CASE("ember-train finetune: GPT-1 fine-tuning of a tiny pretrained model cl
   }
   CHECK(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/digits.jsonl --out " + D + "/x.ember") == 1);
   CHECK(tool.err().find("digits.jsonl line 2: encode: character '0' (U+0030)") != std::string::npos);
-  CHECK(tool.err().find("pre.ember is a character-level model: fine-tune one with a byte-level BPE vocabulary instead") !=
-        std::string::npos);
+  CHECK(tool.err().find("pre.ember is a character-level model: fine-tune one with a byte-level BPE vocabulary instead, e.g. "
+                        "the English starter (--init models/english.ember") != std::string::npos);
 }

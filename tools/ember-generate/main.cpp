@@ -73,7 +73,11 @@ int main(int argc, char** argv) {
     if (!has_tok) fail(P, args.str("model") + " has no tokenizer; give the prompt as token ids with --ids");
     const std::string text = args.str("prompt");
     if (text.empty()) fail(P, "the prompt is empty; give some text with -p");
-    prompt = check(P, tok.encode(text));
+    auto enc = tok.encode(text);
+    if (!enc.ok())
+      fail(P, args.str("model") + ": prompt: " + enc.status().message() +
+                  (tok.kind() == ember::TokenizerKind::kChars ? "; for any English text use the English starter, models/english.ember" : ""));
+    prompt = std::move(enc).value();
   }
   if (prompt.empty()) fail(P, "the prompt is empty");
   const size_t n_ctx = model->config().n_ctx;

@@ -823,8 +823,8 @@ int finetune(const Args& args, const std::string& P) {
     if (!enc.ok())
       fail(P, data_path + " line " + std::to_string(r.line) + ": " + enc.status().message() +
                   (tok.kind() == ember::TokenizerKind::kChars
-                       ? "; " + init + " is a character-level model: fine-tune one with a byte-level BPE vocabulary instead (ember-train " +
-                             "pretrain --vocab bpe)"
+                       ? "; " + init + " is a character-level model: fine-tune one with a byte-level BPE vocabulary " +
+                             "instead, e.g. the English starter (--init models/english.ember; models/README.md)"
                        : ""));
     std::vector<int32_t> body = std::move(enc).value();
     truncated += ember::truncate_tokens(body, room, truncation);
