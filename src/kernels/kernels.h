@@ -87,6 +87,11 @@ struct Kernels {
   void (*wsum_rows_f32)(const float* p, const float* v, size_t n, size_t d, float* out);
 };
 
+// log(sum_i exp(x[i])) over n >= 1 finite elements, max-subtracted, in double: the one log-sum-exp of the
+// cross-entropy losses (training's LM and classifier losses, the runtime's perplexity). Scalar: it runs
+// once per predicted row, beside a softmax or a GEMM that costs far more.
+double log_sum_exp_f32(const float* x, size_t n);
+
 const Kernels& reference_kernels();
 // The best table for this CPU, chosen once (thread-safe static initialisation); honours EMBER_KERNELS.
 const Kernels& kernels();

@@ -493,19 +493,13 @@ Result<PerplexityResult> compute_perplexity(Session& s, const std::vector<int32_
     const int32_t* win = tokens.data() + w;
     Session::LogitsCallback cb = [&](size_t i, const float* logits) {
       if (i + 1 >= len || bad != SIZE_MAX) return;
-      float mx = logits[0];
       bool finite = true;
-      for (size_t j = 0; j < V; ++j) {
-        finite &= std::isfinite(logits[j]);
-        mx = logits[j] > mx ? logits[j] : mx;
-      }
+      for (size_t j = 0; j < V; ++j) finite &= std::isfinite(logits[j]);
       if (!finite) {
         bad = w + i;
         return;
       }
-      double sum = 0.0;
-      for (size_t j = 0; j < V; ++j) sum += std::exp(static_cast<double>(logits[j]) - mx);
-      nll += std::log(sum) + mx - logits[win[i + 1]];
+      nll += log_sum_exp_f32(logits, V) - logits[win[i + 1]];
       ++count;
     };
     s.reset();

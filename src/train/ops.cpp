@@ -341,11 +341,7 @@ double crossentropy_forward(const OpContext& ctx, float* probs, double* row_loss
         row_loss[r] = 0.0;
         continue;
       }
-      double mx = l[0];
-      for (size_t i = 1; i < V; ++i) mx = l[i] > mx ? l[i] : mx;
-      double sum = 0.0;
-      for (size_t i = 0; i < V; ++i) sum += std::exp(l[i] - mx);
-      row_loss[r] = mx + std::log(sum) - l[targets[r]];
+      row_loss[r] = log_sum_exp_f32(l, V) - l[targets[r]];
     }
   });
   size_t n = 0;

@@ -536,10 +536,7 @@ void Trainer::Impl::shard_forward(size_t s, uint64_t fwd) {
       K->softmax_f32(cls_probs.p + b * NC, NC);
       cls_loss.p[b] = 0.0;
       if (labels.p[b] < 0) continue;
-      double mx = z[0], sum = 0.0;
-      for (size_t k = 1; k < NC; ++k) mx = z[k] > mx ? z[k] : mx;
-      for (size_t k = 0; k < NC; ++k) sum += std::exp(z[k] - mx);
-      cls_loss.p[b] = mx + std::log(sum) - z[labels.p[b]];
+      cls_loss.p[b] = log_sum_exp_f32(z, NC) - z[labels.p[b]];
     }
   }
 }

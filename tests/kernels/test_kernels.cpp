@@ -285,6 +285,26 @@ TEST_CASE("simd f32 kernels: softmax") {
   }
 }
 
+TEST_CASE("log_sum_exp_f32 against long double, and stable where the naive sum overflows") {
+  std::mt19937 rng(15);
+  for (float spread : {1.0f, 30.0f}) {
+    for (size_t n : sizes()) {
+      CAPTURE(n);
+      const std::vector<float> x = randn(n, rng, spread);
+      long double s = 0;
+      for (float v : x) s += std::exp(static_cast<long double>(v));
+      const long double want = std::log(s);
+      // Double arithmetic throughout: n + 4 rounding errors of 2^-53, relative to the terms' size.
+      CHECK(std::fabs(static_cast<long double>(ember::log_sum_exp_f32(x.data(), n)) - want) <=
+            (n + 4.0) * std::ldexp(1.0, -52) * (std::fabs(want) + 1));
+    }
+  }
+  const float big[3] = {1000.0f, 1000.0f, -1000.0f};  // exp(1000) overflows even a double
+  CHECK(ember::log_sum_exp_f32(big, 3) == doctest::Approx(1000.0 + std::log(2.0)).epsilon(1e-15));
+  const float one = -3.5f;
+  CHECK(ember::log_sum_exp_f32(&one, 1) == -3.5);
+}
+
 namespace {
 // 0.5 v (1 + tanh u) = v / (1 + exp(-2u)): the second form has no cancellation for negative v, even in double.
 double gelu_tanh64(double v) { return v / (1 + std::exp(-2 * std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); }

@@ -121,6 +121,14 @@ void wsum_rows_f32_ref(const float* p, const float* v, size_t n, size_t d, float
 
 }  // namespace
 
+double log_sum_exp_f32(const float* x, size_t n) {
+  double mx = x[0];
+  for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) sum += std::exp(x[i] - mx);
+  return mx + std::log(sum);
+}
+
 const Kernels& reference_kernels() {
   static const Kernels k = {"ref",       layernorm_ref, gelu_tanh_ref,        gelu_erf_ref, relu_ref,
                             softmax_ref, dot_ref,       axpy_ref,             add_ref,      quantize_rows_q8_ref,
