@@ -85,6 +85,14 @@ struct Kernels {
   // (those of fma-accumulating row by row), so rows [0, a) then [a, n) in two calls give the bits of one
   // call. out (d floats) must not alias the inputs; n == 0 leaves it unchanged; no alignment required.
   void (*wsum_rows_f32)(const float* p, const float* v, size_t n, size_t d, float* out);
+
+  // Activation backward (training), beside the forwards above: dinp[i] = f'(inp[i]) * dout[i] for
+  // i < n, given the forward's input and its output out = f(inp), from which a SIMD version may recover
+  // GELU's smooth factor instead of recomputing it. The reference evaluates the exact derivatives in
+  // double; ReLU's derivative is 1 for inp > 0, else 0. dinp may alias dout.
+  void (*gelu_tanh_backward_f32)(float* dinp, const float* dout, const float* inp, const float* out, size_t n);
+  void (*gelu_erf_backward_f32)(float* dinp, const float* dout, const float* inp, const float* out, size_t n);
+  void (*relu_backward_f32)(float* dinp, const float* dout, const float* inp, const float* out, size_t n);
 };
 
 // log(sum_i exp(x[i])) over n >= 1 finite elements, max-subtracted, in double: the one log-sum-exp of the

@@ -1,11 +1,5 @@
 #include "train/ops.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include "core/threadpool.h"
-#include "kernels/avx2/exp_avx2.h"
-#define EMBER_TRAIN_AVX2 1
-#endif
-
 #include <cmath>
 #include <cstring>
 
@@ -16,8 +10,6 @@ namespace train {
 
 namespace {
 
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-constexpr float kInvSqrt2Pi = 0.3989422804014327f;
 constexpr size_t kRowTile = 16;      // rows per task for row-wise ops
 constexpr size_t kElemTile = 16384;  // elements per task for elementwise ops
 
@@ -25,48 +17,6 @@ template <class F>
 void parallel_tiles(ThreadPool* pool, size_t n, size_t tile, const F& f) {
   parallel_for_tiles(pool, n, tile, f);
 }
-
-// ---- activation derivatives -------------------------------------------------------------------------
-// Scalar: exact formulas (the fallback and the definition the AVX2 path is tested against).
-float gelu_tanh_grad(float x) {
-  const double xd = x, u = kSqrt2OverPi * (xd + 0.044715 * xd * xd * xd);
-  const double t = std::tanh(u), du = kSqrt2OverPi * (1.0 + 3.0 * 0.044715 * xd * xd);
-  return static_cast<float>(0.5 * (1.0 + t) + 0.5 * xd * (1.0 - t * t) * du);
-}
-float gelu_erf_grad(float x) {
-  const double xd = x;
-  return static_cast<float>(0.5 * std::erfc(-xd * 0.7071067811865476) + xd * kInvSqrt2Pi * std::exp(-0.5 * xd * xd));
-}
-
-#if EMBER_TRAIN_AVX2
-// AVX2: GELU's smooth factor is recovered from the forward's output, s = out / inp (for tanh-GELU
-// out = x * sigmoid(2u); for erf-GELU out = x * Phi(x)), which saves a tanh / erf per element; near
-// x = 0, where the quotient loses accuracy, s takes its limit 1/2.
-using avx2::exp8;  // src/kernels/avx2/exp_avx2.h
-
-__attribute__((target("avx2,fma"))) void gelu_backward_avx2(bool erf, float* dinp, const float* dout,
-                                                            const float* inp, const float* out, size_t n) {
-  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), tiny = _mm256_set1_ps(1e-6f);
-  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 x = _mm256_loadu_ps(inp + i);
-    const __m256 small = _mm256_cmp_ps(_mm256_and_ps(x, absmask), tiny, _CMP_LT_OQ);
-    const __m256 s = _mm256_blendv_ps(_mm256_div_ps(_mm256_loadu_ps(out + i), x), half, small);
-    __m256 d;
-    if (erf) {  // Phi(x) + x phi(x)
-      const __m256 phi = _mm256_mul_ps(_mm256_set1_ps(kInvSqrt2Pi), exp8(_mm256_mul_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(-0.5f))));
-      d = _mm256_fmadd_ps(x, phi, s);
-    } else {  // s + x s (1 - s) 2 k (1 + 3 * 0.044715 x^2)
-      const __m256 du = _mm256_fmadd_ps(_mm256_set1_ps(2.0f * kSqrt2OverPi * 3.0f * 0.044715f), _mm256_mul_ps(x, x),
-                                        _mm256_set1_ps(2.0f * kSqrt2OverPi));
-      d = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(x, s), _mm256_sub_ps(one, s)), du, s);
-    }
-    _mm256_storeu_ps(dinp + i, _mm256_mul_ps(d, _mm256_loadu_ps(dout + i)));
-  }
-  for (; i < n; ++i) dinp[i] = (erf ? gelu_erf_grad(inp[i]) : gelu_tanh_grad(inp[i])) * dout[i];
-}
-#endif
 
 inline uint64_t mix64(uint64_t z) {  // splitmix64's finalizer
   z += 0x9e3779b97f4a7c15ull;
@@ -294,20 +244,10 @@ void activation_forward(const OpContext& ctx, Activation act, float* out, const 
 
 void activation_backward(const OpContext& ctx, Activation act, float* dinp, const float* dout, const float* inp,
                          const float* out, size_t n) {
-  const bool avx2 = gemm_f32_uses_avx2();
-  (void)avx2;
-  parallel_tiles(ctx.pool, n, kElemTile, [&](size_t i0, size_t ni) {
-    if (act == Activation::kRelu) {
-      for (size_t i = i0; i < i0 + ni; ++i) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
-#if EMBER_TRAIN_AVX2
-    } else if (avx2) {
-      gelu_backward_avx2(act == Activation::kGeluErf, dinp + i0, dout + i0, inp + i0, out + i0, ni);
-#endif
-    } else {
-      for (size_t i = i0; i < i0 + ni; ++i)
-        dinp[i] = (act == Activation::kGeluErf ? gelu_erf_grad(inp[i]) : gelu_tanh_grad(inp[i])) * dout[i];
-    }
-  });
+  const auto f = act == Activation::kGeluTanh  ? ctx.K->gelu_tanh_backward_f32
+                 : act == Activation::kGeluErf ? ctx.K->gelu_erf_backward_f32
+                                               : ctx.K->relu_backward_f32;
+  parallel_tiles(ctx.pool, n, kElemTile, [&](size_t i0, size_t ni) { f(dinp + i0, dout + i0, inp + i0, out + i0, ni); });
 }
 
 // ---- dropout --------------------------------------------------------------------------------------------

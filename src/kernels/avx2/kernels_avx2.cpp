@@ -359,13 +359,48 @@ void wsum_rows_f32_avx2(const float* p, const float* v, size_t n, size_t d, floa
   }
 }
 
+// GELU backward: the smooth factor is recovered from the forward's output, s = out / inp (tanh-GELU:
+// out = x sigmoid(2u); erf-GELU: out = x Phi(x)), which saves a tanh / erf per element; near x = 0, where
+// the quotient loses accuracy, s takes its limit 1/2. Tails go through the reference.
+template <bool kErf>
+void gelu_backward_avx2(float* dinp, const float* dout, const float* inp, const float* out, size_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f, kInvSqrt2Pi = 0.3989422804014327f;
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), tiny = _mm256_set1_ps(1e-6f);
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(inp + i);
+    const __m256 small = _mm256_cmp_ps(_mm256_and_ps(x, absmask), tiny, _CMP_LT_OQ);
+    const __m256 s = _mm256_blendv_ps(_mm256_div_ps(_mm256_loadu_ps(out + i), x), half, small);
+    __m256 d;
+    if (kErf) {  // Phi(x) + x phi(x)
+      const __m256 phi = _mm256_mul_ps(_mm256_set1_ps(kInvSqrt2Pi), avx2::exp8(_mm256_mul_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(-0.5f))));
+      d = _mm256_fmadd_ps(x, phi, s);
+    } else {  // s + x s (1 - s) 2 k (1 + 3 * 0.044715 x^2)
+      const __m256 du = _mm256_fmadd_ps(_mm256_set1_ps(2.0f * kSqrt2OverPi * 3.0f * 0.044715f), _mm256_mul_ps(x, x),
+                                        _mm256_set1_ps(2.0f * kSqrt2OverPi));
+      d = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(x, s), _mm256_sub_ps(one, s)), du, s);
+    }
+    _mm256_storeu_ps(dinp + i, _mm256_mul_ps(d, _mm256_loadu_ps(dout + i)));
+  }
+  const Kernels& R = reference_kernels();
+  if (i < n) (kErf ? R.gelu_erf_backward_f32 : R.gelu_tanh_backward_f32)(dinp + i, dout + i, inp + i, out + i, n - i);
+}
+void gelu_tanh_backward_avx2(float* dinp, const float* dout, const float* inp, const float* out, size_t n) {
+  gelu_backward_avx2<false>(dinp, dout, inp, out, n);
+}
+void gelu_erf_backward_avx2(float* dinp, const float* dout, const float* inp, const float* out, size_t n) {
+  gelu_backward_avx2<true>(dinp, dout, inp, out, n);
+}
+
 }  // namespace
 
 const Kernels& avx2_kernels() {
   static const Kernels k = {"avx2",       layernorm_avx2, gelu_tanh_avx2,        gelu_erf_avx2, relu_avx2,
                             softmax_avx2, dot_avx2,       axpy_avx2,             add_avx2,      quantize_rows_q8_avx2,
                             gemm_q8_avx2, gemm_q8_tile_avx2, wsum_rows_q8_avx2,
-                            scores_f32_avx2, wsum_rows_f32_avx2};
+                            scores_f32_avx2, wsum_rows_f32_avx2,
+                            gelu_tanh_backward_avx2, gelu_erf_backward_avx2, reference_kernels().relu_backward_f32};
   return k;
 }
 

@@ -326,7 +326,10 @@ const Kernels& neon_kernels() {
   static const Kernels k = {"neon",       layernorm_neon, gelu_tanh_neon,        gelu_erf_neon, relu_neon,
                             softmax_neon, dot_neon,       axpy_neon,             add_neon,      quantize_rows_q8_neon,
                             gemm_q8_neon, gemm_q8_tile_neon, wsum_rows_q8_neon,
-                            scores_f32_neon, wsum_rows_f32_neon};
+                            scores_f32_neon, wsum_rows_f32_neon,
+                            // Training's activation backward: the reference's (scalar) until a NEON version is measured.
+                            reference_kernels().gelu_tanh_backward_f32, reference_kernels().gelu_erf_backward_f32,
+                            reference_kernels().relu_backward_f32};
   return k;
 }
 

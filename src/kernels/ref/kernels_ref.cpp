@@ -119,6 +119,28 @@ void wsum_rows_f32_ref(const float* p, const float* v, size_t n, size_t d, float
     for (size_t i = 0; i < d; ++i) out[i] = std::fma(p[j], v[i], out[i]);
 }
 
+// d/dx 0.5 x (1 + tanh u), u = k (x + 0.044715 x^3).
+void gelu_tanh_backward_ref(float* dinp, const float* dout, const float* inp, const float*, size_t n) {
+  const double k = 0.7978845608028654;  // sqrt(2 / pi)
+  for (size_t i = 0; i < n; ++i) {
+    const double x = inp[i], t = std::tanh(k * (x + 0.044715 * x * x * x)), du = k * (1.0 + 3.0 * 0.044715 * x * x);
+    dinp[i] = static_cast<float>(0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du) * dout[i];
+  }
+}
+
+// d/dx x Phi(x) = Phi(x) + x phi(x).
+void gelu_erf_backward_ref(float* dinp, const float* dout, const float* inp, const float*, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double x = inp[i];
+    dinp[i] = static_cast<float>(0.5 * std::erfc(-x * 0.7071067811865476) + x * 0.3989422804014327 * std::exp(-0.5 * x * x)) *
+              dout[i];
+  }
+}
+
+void relu_backward_ref(float* dinp, const float* dout, const float* inp, const float*, size_t n) {
+  for (size_t i = 0; i < n; ++i) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
+}
+
 }  // namespace
 
 double log_sum_exp_f32(const float* x, size_t n) {
@@ -133,7 +155,8 @@ const Kernels& reference_kernels() {
   static const Kernels k = {"ref",       layernorm_ref, gelu_tanh_ref,        gelu_erf_ref, relu_ref,
                             softmax_ref, dot_ref,       axpy_ref,             add_ref,      quantize_rows_q8_ref,
                             gemm_q8_ref, gemm_q8_tile_ref, wsum_rows_q8_ref,
-                            scores_f32_ref, wsum_rows_f32_ref};
+                            scores_f32_ref, wsum_rows_f32_ref,
+                            gelu_tanh_backward_ref, gelu_erf_backward_ref, relu_backward_ref};
   return k;
 }
 
