@@ -16,6 +16,7 @@
 #include "../support/test_paths.h"
 #include "ember/classify.h"
 #include "ember/convert.h"
+#include "ember/finetune.h"
 #include "ember/io.h"
 #include "ember/model.h"
 #include "ember/session.h"
@@ -182,5 +183,96 @@ TEST_CASE("ember-train finetune: GPT-1 fine-tuning of a tiny pretrained model cl
   CHECK(tool.run("finetune --init " + D + "/pre.ember --data " + D + "/digits.jsonl --out " + D + "/x.ember") == 1);
   CHECK(tool.err().find("digits.jsonl line 2: encode: character '0' (U+0030)") != std::string::npos);
   CHECK(tool.err().find("pre.ember is a character-level model: fine-tune one with a byte-level BPE vocabulary instead, e.g. "
-                        "the English starter (--init models/english.ember") != std::string::npos);
+                        "the English starter models/english.ember") != std::string::npos);
+}
+
+TEST_CASE("ember::finetune, the library API: plan, steps and epochs through callbacks; the tool's model; errors") {
+  // A tiny pretrained model (random weights: the task is learnable from the embeddings alone) with a
+  // character tokenizer, made through the library too.
+  const std::string alpha = "abcdefghijklm ";
+  std::vector<std::string> symbols;
+  for (char ch : alpha) symbols.emplace_back(1, ch);
+  ember::ModelConfig c;
+  c.n_vocab = static_cast<uint32_t>(symbols.size()), c.n_ctx = 32, c.n_embd = 32, c.n_head = 2, c.n_layer = 1, c.n_ff = 128;
+  ember::TrainOptions to;
+  to.seq_len = 1;
+  auto pre = ember::Trainer::create(c, to);
+  REQUIRE(pre.ok());
+  auto make_spec = [&] {
+    ember::ModelSpec spec = (*pre)->to_spec();
+    spec.tokenizer = ember::Tokenizer::chars(symbols).value();
+    return spec;
+  };
+  std::vector<ember::LabelledText> rows;
+  size_t line = 0;
+  for (const auto& r : synthetic(11)) rows.push_back({r.text, r.label, r.split, false, ++line});
+
+  ember::FinetuneOptions o;
+  o.init_name = "pre(memory)", o.data_name = "synthetic";
+  o.epochs = 3, o.lr = 3e-3f, o.n_threads = 2, o.seed = 5;
+  ember::FinetunePlan plan;
+  std::vector<ember::FinetuneStep> steps;
+  std::vector<ember::FinetuneEpoch> epochs;
+  ember::FinetuneCallbacks cb;
+  cb.on_start = [&](const ember::FinetunePlan& p) { plan = p; };
+  cb.on_step = [&](const ember::FinetuneStep& st) {
+    steps.push_back(st);
+    return ember::Status();
+  };
+  cb.on_epoch = [&](const ember::FinetuneEpoch& e) {
+    epochs.push_back(e);
+    return ember::Status();
+  };
+  auto ft = ember::finetune(make_spec(), rows, o, cb);
+  REQUIRE(ft.ok());
+  CHECK(plan.labels == std::vector<std::string>{"neg", "pos"});
+  CHECK(plan.base_vocab == c.n_vocab);
+  CHECK(plan.start_id == static_cast<int32_t>(c.n_vocab));
+  CHECK(plan.train_rows == 160);
+  CHECK(plan.eval_rows == 40);
+  CHECK(plan.steps_per_epoch == 20);
+  CHECK(plan.total_steps == 60);
+  REQUIRE(steps.size() == 60);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    CHECK(steps[i].step == i + 1);
+    CHECK(steps[i].epoch == i / 20 + 1);
+    CHECK(steps[i].loss == doctest::Approx(steps[i].class_loss + 0.5 * steps[i].lm_loss).epsilon(1e-5));
+  }
+  CHECK(steps.back().lr < steps.front().lr);  // linear decay to 0 over the run
+  REQUIRE(epochs.size() == 3);
+  CHECK(epochs.back().evaluated);
+  CHECK(epochs.back().eval_accuracy >= 0.9);  // "aaaa" vs "bbbb": measured 1.0
+  CHECK(epochs.back().class_loss < epochs.front().class_loss);
+  CHECK(ft->config.n_classes == 2);
+  CHECK(ft->config.n_vocab == c.n_vocab + 2);
+  CHECK(ft->metadata.at("classifier.labels") == "neg,pos");
+  CHECK(ft->metadata.at("finetune.init") == "pre(memory)");
+  CHECK(ft->metadata.count("finetune.val_accuracy") == 1);
+
+  // The same options give the same model (the run is deterministic for a seed at any thread count).
+  o.n_threads = 1;
+  auto again = ember::finetune(make_spec(), rows, o);
+  REQUIRE(again.ok());
+  REQUIRE(again->tensors.size() == ft->tensors.size());
+  for (size_t i = 0; i < ft->tensors.size(); ++i) CHECK(again->tensors[i].data == ft->tensors[i].data);
+
+  // Errors: a callback's error stops the run and is returned; a model that already has a head; one label.
+  ember::FinetuneCallbacks stop;
+  size_t seen = 0;
+  stop.on_step = [&](const ember::FinetuneStep& st) {
+    ++seen;
+    return st.step == 5 ? ember::Status(ember::StatusCode::kInvalidArgument, "stopped by the test") : ember::Status();
+  };
+  auto stopped = ember::finetune(make_spec(), rows, o, stop);
+  REQUIRE_FALSE(stopped.ok());
+  CHECK(stopped.status().message() == "stopped by the test");
+  CHECK(seen == 5);
+  auto twice = ember::finetune(std::move(*ft), rows, o);
+  REQUIRE_FALSE(twice.ok());
+  CHECK(twice.status().message().find("pre(memory) already has a classifier head") != std::string::npos);
+  std::vector<ember::LabelledText> one = rows;
+  for (auto& r : one) r.label = "pos";
+  auto single = ember::finetune(make_spec(), one, o);
+  REQUIRE_FALSE(single.ok());
+  CHECK(single.status().message() == "synthetic: the train rows have only one label ('pos')");
 }

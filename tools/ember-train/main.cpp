@@ -19,7 +19,6 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <numeric>
 #include <set>
 #include <string>
 #include <string_view>
@@ -31,6 +30,7 @@
 #include "ember/classify.h"
 #include "ember/convert.h"
 #include "ember/dataset.h"
+#include "ember/finetune.h"
 #include "ember/train.h"
 
 using namespace ember_cli;
@@ -696,55 +696,9 @@ int pretrain(const Args& args, const std::string& P) {
 
 }  // namespace
 
-// ---- finetune: GPT-1 task fine-tuning ---------------------------------------------------------------
+// ---- finetune: GPT-1 task fine-tuning (the library's ember::finetune, include/ember/finetune.h) ------------
 
 namespace {
-
-// N(0, std) from a counter-based hash (Box-Muller), so the new rows depend on the seed alone.
-float normal_at(uint64_t seed, uint64_t i, float std) {
-  const uint64_t a = mix64(seed ^ mix64(2 * i + 0x51ed270b2a6f1d3bull)), b = mix64(seed ^ mix64(2 * i + 1 + 0x51ed270b2a6f1d3bull));
-  const double u1 = (static_cast<double>(a >> 11) + 1.0) * 0x1.0p-53, u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
-  return static_cast<float>(std * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-}
-
-
-// A tensor as f32 values (f32 only; others come through a Trainer, see below).
-std::vector<float> f32_values(const ember::TensorData& t) {
-  std::vector<float> v(t.data.size() / 4);
-  std::memcpy(v.data(), t.data.data(), v.size() * 4);
-  return v;
-}
-void set_f32(ember::TensorData& t, const std::vector<float>& v, std::vector<uint64_t> shape) {
-  t.dtype = ember::DType::kF32;
-  t.scales.clear();
-  t.shape = std::move(shape);
-  t.data.resize(v.size() * 4);
-  std::memcpy(t.data.data(), v.data(), v.size() * 4);
-}
-
-struct Example {
-  std::vector<int32_t> seq;  // [start] + text + [extract]
-  int32_t label;
-};
-
-// Pads `idx` examples into (B, T) tokens (pad 0), LM targets (-1 for padding, the last text token and
-// the extract token), labels and the extract positions.
-size_t make_batch(const std::vector<Example>& ex, const size_t* idx, size_t B, std::vector<int32_t>& x, std::vector<int32_t>& y,
-                  std::vector<int32_t>& labels, std::vector<int32_t>& last) {
-  size_t T = 0;
-  for (size_t b = 0; b < B; ++b) T = std::max(T, ex[idx[b]].seq.size());
-  for (size_t b = 0; b < B; ++b) {
-    const auto& s = ex[idx[b]].seq;
-    const size_t L = s.size();
-    for (size_t t = 0; t < T; ++t) {
-      x[b * T + t] = t < L ? s[t] : 0;
-      y[b * T + t] = t + 1 <= L - 2 && L >= 2 ? s[t + 1] : -1;
-    }
-    labels[b] = ex[idx[b]].label;
-    last[b] = static_cast<int32_t>(L - 1);
-  }
-  return T;
-}
 
 int finetune(const Args& args, const std::string& P) {
   if (!args.has("init")) args.usage_error("finetune needs --init PRETRAINED.ember");
@@ -757,264 +711,123 @@ int finetune(const Args& args, const std::string& P) {
   const std::string csv_path = args.has("csv") ? args.str("csv") : out + ".csv";
   const std::string svg_path = svg_path_for(csv_path);
   check_outputs(P, {out, csv_path, svg_path}, {init, data_path});
-  const float lm_weight = static_cast<float>(args.number("lm-weight", 0.0, 1e6));
-  const uint64_t epochs = static_cast<uint64_t>(args.integer("epochs", 1, 1 << 20));
-  const double warmup_frac = args.number("warmup-frac", 0.0, 1.0);
-  const std::string eval_split = args.str("eval-split");
-  const float peak_lr = args.has("lr") ? static_cast<float>(args.number("lr", 0.0, 10.0)) : 6.25e-5f;
-  const size_t B = args.has("batch") ? static_cast<size_t>(args.integer("batch", 1, 1 << 16)) : 8;
-  ember::AdamWOptions adam;
-  adam.beta1 = args.has("beta1") ? static_cast<float>(args.number("beta1", 0.0, 0.999999)) : 0.9f;
-  adam.beta2 = args.has("beta2") ? static_cast<float>(args.number("beta2", 0.0, 0.999999)) : 0.999f;
-  adam.weight_decay = args.has("weight-decay") ? static_cast<float>(args.number("weight-decay", 0.0, 10.0)) : 0.01f;
-  adam.decay_embeddings = args.has("decay-embeddings");
-  const double clip = args.number("grad-clip", 0.0, 1e9);
-  const uint64_t log_every = static_cast<uint64_t>(args.integer("log-every", 1, int64_t{1} << 40));
-  ember::TrainOptions topt;
-  topt.batch = static_cast<uint32_t>(B);
-  topt.n_threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
-  topt.dropout = static_cast<float>(args.number("dropout", 0.0, 0.95));
-  topt.seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
-
-  // The pretrained model, as f32.
-  ember::ModelSpec spec = check(P, ember::read_model_file(init));
-  if (spec.config.n_classes > 0) fail(P, init + " already has a classifier head (n_classes " + std::to_string(spec.config.n_classes) + ")");
-  if (spec.tokenizer.kind() == ember::TokenizerKind::kNone) fail(P, init + " has no tokenizer");
-  if (spec.config.n_ctx < 3) fail(P, init + ": n_ctx " + std::to_string(spec.config.n_ctx) + " leaves no room for text");
-  bool all_f32 = true;
-  for (const auto& t : spec.tensors) all_f32 = all_f32 && t.dtype == ember::DType::kF32;
-  if (!all_f32) {  // expand f16 / int8 through a minimal trainer
-    ember::TrainOptions o1;
-    o1.seq_len = 1;
-    auto tmp = check(P, ember::Trainer::from_spec(spec, o1));
-    ember::ModelSpec f = tmp->to_spec();
-    f.tokenizer = std::move(spec.tokenizer);
-    f.metadata = std::move(spec.metadata);
-    spec = std::move(f);
-  }
-  ember::Tokenizer tok = clone_tokenizer(P, spec.tokenizer);
-
-  // Data.
-  const std::vector<ember::LabelledText> rows = check(P, ember::read_jsonl_dataset(data_path));
-  std::set<std::string> label_set;
-  for (const auto& r : rows)
-    if (r.split == "train" && (!args.has("balanced") || r.balanced)) label_set.insert(r.label);
-  if (label_set.empty()) fail(P, data_path + ": no rows of split 'train'" + std::string(args.has("balanced") ? " marked balanced" : ""));
-  if (label_set.size() < 2) fail(P, data_path + ": the train rows have only one label ('" + *label_set.begin() + "')");
-  const std::vector<std::string> labels(label_set.begin(), label_set.end());
-  for (const auto& r : rows) {  // a bad name is refused here, with its line, not by ember-classify later
-    const ember::Status st = ember::check_class_label(r.label);
-    if (!st.ok() && label_set.count(r.label)) fail(P, data_path + " line " + std::to_string(r.line) + ": " + st.message());
-  }
-  const std::string labels_csv = check(P, ember::join_class_labels(labels));
-  const uint32_t V0 = spec.config.n_vocab, C = spec.config.n_embd, K = static_cast<uint32_t>(labels.size());
-  const int32_t start_id = static_cast<int32_t>(V0), extract_id = static_cast<int32_t>(V0 + 1);
-  const size_t room = spec.config.n_ctx - 2;
+  ember::FinetuneOptions o;
+  o.init_name = init;
+  o.data_name = data_path;
+  o.balanced = args.has("balanced");
+  o.eval_split = args.str("eval-split");
   const std::string trunc_opt = args.str("truncate");
   if (trunc_opt != "head" && trunc_opt != "head+tail") args.usage_error("--truncate must be head or head+tail (got '" + trunc_opt + "')");
-  const ember::Truncation truncation = trunc_opt == "head" ? ember::Truncation::kHead : ember::Truncation::kHeadTail;
-  std::vector<Example> train, evals;
-  size_t truncated = 0, eval_unknown = 0;
-  for (const auto& r : rows) {
-    const bool is_train = r.split == "train" && (!args.has("balanced") || r.balanced);
-    const bool is_eval = eval_split != "none" && r.split == eval_split && (!args.has("balanced") || r.balanced);
-    if (!is_train && !is_eval) continue;
-    auto enc = tok.encode(r.text);
-    if (!enc.ok())
-      fail(P, data_path + " line " + std::to_string(r.line) + ": " + enc.status().message() +
-                  (tok.kind() == ember::TokenizerKind::kChars
-                       ? "; " + init + " is a character-level model: fine-tune one with a byte-level BPE vocabulary " +
-                             "instead, e.g. the English starter (--init models/english.ember; models/README.md)"
-                       : ""));
-    std::vector<int32_t> body = std::move(enc).value();
-    truncated += ember::truncate_tokens(body, room, truncation);
-    Example e;
-    e.seq.push_back(start_id);
-    e.seq.insert(e.seq.end(), body.begin(), body.end());
-    e.seq.push_back(extract_id);
-    const auto it = std::lower_bound(labels.begin(), labels.end(), r.label);
-    e.label = it != labels.end() && *it == r.label ? static_cast<int32_t>(it - labels.begin()) : -1;
-    if (is_eval && e.label < 0) ++eval_unknown;
-    if (is_eval) evals.push_back(e);
-    if (is_train) train.push_back(std::move(e));
-  }
+  o.truncation = trunc_opt == "head" ? ember::Truncation::kHead : ember::Truncation::kHeadTail;
+  o.lm_weight = static_cast<float>(args.number("lm-weight", 0.0, 1e6));
+  o.epochs = static_cast<uint64_t>(args.integer("epochs", 1, 1 << 20));
+  o.warmup_frac = args.number("warmup-frac", 0.0, 1.0);
+  o.lr = args.has("lr") ? static_cast<float>(args.number("lr", 0.0, 10.0)) : 6.25e-5f;
+  o.batch = args.has("batch") ? static_cast<uint32_t>(args.integer("batch", 1, 1 << 16)) : 8;
+  o.adam.beta1 = args.has("beta1") ? static_cast<float>(args.number("beta1", 0.0, 0.999999)) : 0.9f;
+  o.adam.beta2 = args.has("beta2") ? static_cast<float>(args.number("beta2", 0.0, 0.999999)) : 0.999f;
+  o.adam.weight_decay = args.has("weight-decay") ? static_cast<float>(args.number("weight-decay", 0.0, 10.0)) : 0.01f;
+  o.adam.decay_embeddings = args.has("decay-embeddings");
+  o.grad_clip = args.number("grad-clip", 0.0, 1e9);
+  o.n_threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
+  o.dropout = static_cast<float>(args.number("dropout", 0.0, 0.95));
+  o.seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
+  const uint64_t log_every = static_cast<uint64_t>(args.integer("log-every", 1, int64_t{1} << 40));
 
-  // The model: two new token rows, a new head.
-  ember::ModelConfig cfg = spec.config;
-  cfg.n_vocab = V0 + 2;
-  cfg.n_classes = K;
-  uint64_t counter = 0;
-  for (auto& t : spec.tensors) {
-    if (t.name != "wte" && t.name != "lm_head.weight") continue;
-    std::vector<float> v = f32_values(t);
-    for (size_t i = 0; i < 2 * static_cast<size_t>(C); ++i) v.push_back(normal_at(topt.seed, counter++, 0.02f));
-    set_f32(t, v, {cfg.n_vocab, C});
-  }
-  {
-    std::vector<float> w(static_cast<size_t>(K) * C);
-    for (auto& f : w) f = normal_at(topt.seed ^ 0xc1a55ull, counter++, 0.02f);
-    ember::TensorData cw, cb;
-    cw.name = "cls.weight";
-    set_f32(cw, w, {K, C});
-    cb.name = "cls.bias";
-    set_f32(cb, std::vector<float>(K, 0.0f), {K});
-    spec.tensors.push_back(std::move(cw));
-    spec.tensors.push_back(std::move(cb));
-  }
-  spec.config = cfg;
-  topt.seq_len = cfg.n_ctx;
-  auto tr = check(P, ember::Trainer::from_spec(spec, topt));
+  ember::ModelSpec pretrained = check(P, ember::read_model_file(init));
+  const std::vector<ember::LabelledText> rows = check(P, ember::read_jsonl_dataset(data_path));
 
-  const size_t steps_per_epoch = (train.size() + B - 1) / B;
-  const uint64_t total = epochs * steps_per_epoch;
-  const uint64_t warmup = static_cast<uint64_t>(std::llround(warmup_frac * static_cast<double>(total)));
-  // GPT-1: linear warmup to the peak, then linear decay to 0 at the end of training.
-  auto lr_at = [&](uint64_t it) -> float {
-    if (it < warmup) return peak_lr * static_cast<float>(it + 1) / static_cast<float>(warmup + 1);
-    return peak_lr * static_cast<float>(total - it) / static_cast<float>(total - warmup);
-  };
-  std::fprintf(stderr, "%s: fine-tuning %s: %s, n_layer %u, n_embd %u, n_ctx %u, n_vocab %u + 2 (start %d, extract %d): %.2fM parameters\n",
-               P.c_str(), init.c_str(), ember::norm_placement_name(cfg.norm), cfg.n_layer, cfg.n_embd, cfg.n_ctx, V0, start_id,
-               extract_id, tr->n_params() / 1e6);
-  std::fprintf(stderr, "%s: data %s: %zu train rows, %zu %s rows (%zu cut to %zu tokens, %s); %u classes: %s\n", P.c_str(),
-               data_path.c_str(), train.size(), evals.size(), eval_split.c_str(), truncated, room, ember::truncation_name(truncation), K,
-               labels_csv.c_str());
-  if (eval_unknown) std::fprintf(stderr, "%s: %zu %s rows have labels the train split lacks (counted as wrong)\n", P.c_str(), eval_unknown, eval_split.c_str());
-  std::fprintf(stderr, "%s: %llu epochs x %zu steps of batch %zu; lr %.3g, warmup %llu steps, linear decay; lm weight %g; %u threads; %s memory\n",
-               P.c_str(), static_cast<unsigned long long>(epochs), steps_per_epoch, B, peak_lr, static_cast<unsigned long long>(warmup),
-               lm_weight, tr->n_threads(), human_bytes(tr->memory_bytes()).c_str());
-
-  std::vector<int32_t> x(B * cfg.n_ctx), y(B * cfg.n_ctx), lab(B), last(B);
-  auto evaluate = [&](double* loss) -> double {
-    tr->set_training(false);
-    size_t correct = 0;
-    double sum = 0.0;
-    std::vector<size_t> idx(evals.size());
-    std::iota(idx.begin(), idx.end(), size_t{0});
-    for (size_t i = 0; i < evals.size(); i += B) {
-      const size_t nb = std::min(B, evals.size() - i);
-      const size_t T = make_batch(evals, idx.data() + i, nb, x, y, lab, last);
-      sum += check(P, tr->forward_classify(x.data(), nullptr, lab.data(), last.data(), nb, T, 0.0f)) * static_cast<double>(nb);
-      const float* z = tr->class_logits();
-      for (size_t b = 0; b < nb; ++b) {
-        const size_t k = static_cast<size_t>(std::max_element(z + b * K, z + (b + 1) * K) - (z + b * K));
-        correct += static_cast<int32_t>(k) == lab[b];
-      }
-    }
-    tr->set_training(true);
-    *loss = evals.empty() ? 0.0 : sum / static_cast<double>(evals.size());
-    return evals.empty() ? 0.0 : static_cast<double>(correct) / static_cast<double>(evals.size());
-  };
-
+  // Progress: a line every --log-every steps with an ETA, a line per epoch naming each loss, and the loss
+  // curve (CSV, then SVG, each atomically) rewritten after every epoch.
   const double t_start = now_seconds();
-  double train_seconds = 0.0, window_loss = 0.0, window_seconds = 0.0, acc = -1.0, vloss = 0.0;
-  uint64_t it = 0, window_iters = 0, window_tokens = 0;
+  ember::FinetunePlan plan;
+  std::vector<ember::LossRow> curve;
+  double train_seconds = 0.0, window_loss = 0.0, window_seconds = 0.0, eval_seconds = -1.0, acc = -1.0;
+  uint64_t window_iters = 0, window_tokens = 0;
   // ETA: the remaining steps at the run's average, plus the evaluations still to come (this epoch's
   // included): measured after the first one, before it estimated as a forward pass (a third of a
   // training step) over the eval rows.
-  double eval_seconds = -1.0;
   const auto eta = [&](uint64_t done, uint64_t ep) {
     const double per_step = train_seconds / static_cast<double>(done);
-    double rest = static_cast<double>(total - done) * per_step;
-    if (!evals.empty()) {
+    double rest = static_cast<double>(plan.total_steps - done) * per_step;
+    if (plan.eval_rows) {
       const double each = eval_seconds >= 0.0 ? eval_seconds
-                                              : per_step / 3.0 * static_cast<double>(evals.size()) / static_cast<double>(B);
-      rest += static_cast<double>(epochs - ep) * each;
+                                              : per_step / 3.0 * static_cast<double>(plan.eval_rows) / static_cast<double>(o.batch);
+      rest += static_cast<double>(o.epochs - ep) * each;
     }
     return rest;
   };
-  // The loss curve, rewritten (CSV, then SVG, each atomically) after every epoch.
-  std::vector<ember::LossRow> curve;
-  const std::string title = "ember-train finetune " + base_name(out) + ": " + base_name(data_path) + ", " + std::to_string(K) +
-                            " classes, lm weight " + fmt_number(lm_weight) + ", seed " + std::to_string(topt.seed);
-  auto write_curve = [&] {
-    const std::string c = ember::loss_curve_csv(curve, ember::LossCurveKind::kFinetune);
-    check(P, ember::write_file_atomic(csv_path, c.data(), c.size()));
-    const std::string s = ember::loss_curve_svg(curve, title, ember::LossCurveKind::kFinetune);
-    check(P, ember::write_file_atomic(svg_path, s.data(), s.size()));
+  ember::FinetuneCallbacks cb;
+  cb.on_start = [&](const ember::FinetunePlan& p) {
+    plan = p;
+    const ember::ModelConfig& cfg = p.config;
+    std::fprintf(stderr, "%s: fine-tuning %s: %s, n_layer %u, n_embd %u, n_ctx %u, n_vocab %u + 2 (start %d, extract %d): %.2fM parameters\n",
+                 P.c_str(), init.c_str(), ember::norm_placement_name(cfg.norm), cfg.n_layer, cfg.n_embd, cfg.n_ctx, p.base_vocab,
+                 p.start_id, p.extract_id, p.n_params / 1e6);
+    std::fprintf(stderr, "%s: data %s: %zu train rows, %zu %s rows (%zu cut to %zu tokens, %s); %zu classes: %s\n", P.c_str(),
+                 data_path.c_str(), p.train_rows, p.eval_rows, o.eval_split.c_str(), p.truncated, p.max_tokens,
+                 ember::truncation_name(o.truncation), p.labels.size(), check(P, ember::join_class_labels(p.labels)).c_str());
+    if (p.eval_unknown)
+      std::fprintf(stderr, "%s: %zu %s rows have labels the train split lacks (counted as wrong)\n", P.c_str(), p.eval_unknown,
+                   o.eval_split.c_str());
+    std::fprintf(stderr, "%s: %llu epochs x %llu steps of batch %u; lr %.3g, warmup %llu steps, linear decay; lm weight %g; %u threads; %s memory\n",
+                 P.c_str(), static_cast<unsigned long long>(o.epochs), static_cast<unsigned long long>(p.steps_per_epoch), o.batch,
+                 o.lr, static_cast<unsigned long long>(p.warmup_steps), o.lm_weight, p.n_threads, human_bytes(p.memory_bytes).c_str());
   };
-  std::vector<size_t> order(train.size());
-  for (uint64_t ep = 0; ep < epochs; ++ep) {
-    std::iota(order.begin(), order.end(), size_t{0});
-    for (size_t i = order.size(); i > 1; --i) {  // Fisher-Yates on (seed, epoch)
-      const uint64_t r = mix64(topt.seed ^ mix64(ep * 0x9e3779b97f4a7c15ull + i));
-      std::swap(order[i - 1], order[static_cast<size_t>((static_cast<unsigned __int128>(r) * i) >> 64)]);
+  cb.on_step = [&](const ember::FinetuneStep& st) {
+    ember::LossRow row;
+    row.iter = st.step, row.lr = st.lr, row.loss = st.loss, row.grad_norm = st.grad_norm, row.ms = st.seconds * 1e3;
+    row.class_loss = st.class_loss, row.lm_loss = st.lm_loss;
+    curve.push_back(row);
+    train_seconds += st.seconds;
+    window_seconds += st.seconds;
+    window_loss += st.loss;
+    window_tokens += st.text_tokens;
+    ++window_iters;
+    if (st.step % log_every == 0 || st.step == st.total) {
+      const double ms = window_seconds / static_cast<double>(window_iters) * 1e3;
+      std::fprintf(stderr, "iter %llu/%llu | epoch %llu | loss %.4f | lr %.2e | norm %.3f | %.1f ms/iter | %.0f tok/s | ETA %s\n",
+                   static_cast<unsigned long long>(st.step), static_cast<unsigned long long>(st.total),
+                   static_cast<unsigned long long>(st.epoch), window_loss / static_cast<double>(window_iters), st.lr, st.grad_norm, ms,
+                   static_cast<double>(window_tokens) / window_seconds, fmt_time(eta(st.step, st.epoch - 1)).c_str());
+      window_loss = window_seconds = 0.0;
+      window_iters = window_tokens = 0;
     }
-    double epoch_loss = 0.0, epoch_cls = 0.0, epoch_lm = 0.0;
-    for (size_t s = 0; s < steps_per_epoch; ++s, ++it) {
-      const double t0 = now_seconds();
-      const size_t nb = std::min(B, train.size() - s * B);
-      const size_t T = make_batch(train, order.data() + s * B, nb, x, y, lab, last);
-      for (size_t b = 0; b < nb; ++b) window_tokens += static_cast<uint64_t>(last[b]) + 1;  // text tokens, not padding
-      const float lr = lr_at(it);
-      tr->zero_grad();
-      const float loss = check(P, tr->forward_classify(x.data(), lm_weight > 0 ? y.data() : nullptr, lab.data(), last.data(), nb, T,
-                                                        lm_weight));
-      if (!std::isfinite(loss)) fail(P, "loss is " + std::to_string(loss) + " at step " + std::to_string(it) + "; try a lower --lr");
-      check(P, tr->backward(1.0f));
-      const double norm = tr->clip_grad_norm(clip);
-      tr->step(lr, adam);
-      const double dt = now_seconds() - t0;
-      const ember::Trainer::ClassifyLoss parts = tr->last_classify_loss();
-      ember::LossRow row;
-      row.iter = it + 1, row.lr = lr, row.loss = loss, row.grad_norm = norm, row.ms = dt * 1e3;
-      row.class_loss = parts.classification, row.lm_loss = parts.lm;
-      curve.push_back(row);
-      train_seconds += dt;
-      window_seconds += dt;
-      window_loss += loss;
-      epoch_loss += loss;
-      epoch_cls += parts.classification;
-      if (lm_weight > 0) epoch_lm += parts.lm;
-      ++window_iters;
-      if ((it + 1) % log_every == 0 || it + 1 == total) {
-        const double ms = window_seconds / static_cast<double>(window_iters) * 1e3;
-        std::fprintf(stderr, "iter %llu/%llu | epoch %llu | loss %.4f | lr %.2e | norm %.3f | %.1f ms/iter | %.0f tok/s | ETA %s\n",
-                     static_cast<unsigned long long>(it + 1), static_cast<unsigned long long>(total),
-                     static_cast<unsigned long long>(ep + 1), window_loss / static_cast<double>(window_iters), lr, norm, ms,
-                     static_cast<double>(window_tokens) / window_seconds, fmt_time(eta(it + 1, ep)).c_str());
-        window_loss = window_seconds = 0.0;
-        window_iters = window_tokens = 0;
-      }
-    }
-    const double n = static_cast<double>(steps_per_epoch);
-    std::string line = "epoch " + std::to_string(ep + 1) + ": train loss " + fmt_number(epoch_loss / n, "%.4f");
-    if (lm_weight > 0)
-      line += " (classification " + fmt_number(epoch_cls / n, "%.4f") + " + " + fmt_number(lm_weight) + " x LM " + fmt_number(epoch_lm / n, "%.4f") + ")";
+    return ember::Status();
+  };
+  cb.on_epoch = [&](const ember::FinetuneEpoch& e) {
+    std::string line = "epoch " + std::to_string(e.epoch) + ": train loss " + fmt_number(e.loss, "%.4f");
+    if (o.lm_weight > 0)
+      line += " (classification " + fmt_number(e.class_loss, "%.4f") + " + " + fmt_number(o.lm_weight) + " x LM " +
+              fmt_number(e.lm_loss, "%.4f") + ")";
     else
       line += " (classification)";
-    if (!evals.empty()) {
-      const double e0 = now_seconds();
-      acc = evaluate(&vloss);
-      eval_seconds = now_seconds() - e0;
+    if (e.evaluated) {
+      eval_seconds = e.eval_seconds;
+      acc = e.eval_accuracy;
       ember::LossRow row;
-      row.eval = true, row.iter = it, row.val_loss = vloss, row.val_accuracy = acc;
+      row.eval = true, row.iter = e.step, row.val_loss = e.eval_loss, row.val_accuracy = e.eval_accuracy;
       curve.push_back(row);
-      line += ", " + eval_split + " classification loss " + fmt_number(vloss, "%.4f") + ", " + eval_split + " accuracy " +
-              fmt_number(100.0 * acc, "%.2f") + "% (" + std::to_string(evals.size()) + " rows)";
+      line += ", " + o.eval_split + " classification loss " + fmt_number(e.eval_loss, "%.4f") + ", " + o.eval_split + " accuracy " +
+              fmt_number(100.0 * e.eval_accuracy, "%.2f") + "% (" + std::to_string(plan.eval_rows) + " rows)";
     }
     std::fprintf(stderr, "%s\n", line.c_str());
-    write_curve();
-  }
+    const std::string c = ember::loss_curve_csv(curve, ember::LossCurveKind::kFinetune);
+    EMBER_RETURN_IF_ERROR(ember::write_file_atomic(csv_path, c.data(), c.size()));
+    const std::string title = "ember-train finetune " + base_name(out) + ": " + base_name(data_path) + ", " +
+                              std::to_string(plan.labels.size()) + " classes, lm weight " + fmt_number(o.lm_weight) + ", seed " +
+                              std::to_string(o.seed);
+    const std::string s = ember::loss_curve_svg(curve, title, ember::LossCurveKind::kFinetune);
+    return ember::write_file_atomic(svg_path, s.data(), s.size());
+  };
 
-  ember::ModelSpec res = tr->to_spec();
-  res.tokenizer = clone_tokenizer(P, tok);
-  for (const auto& kv : spec.metadata)
-    if (!res.metadata.count(kv.first) && kv.first.rfind("classifier.", 0) != 0) res.metadata[kv.first] = kv.second;
-  res.metadata["classifier.labels"] = labels_csv;
-  res.metadata["classifier.start_id"] = std::to_string(start_id);
-  res.metadata["classifier.extract_id"] = std::to_string(extract_id);
-  res.metadata["classifier.truncate"] = ember::truncation_name(truncation);
+  ember::ModelSpec res = check(P, ember::finetune(std::move(pretrained), rows, o, cb));
   res.metadata["converter"] = "ember-train";
-  res.metadata["finetune.init"] = init;
-  res.metadata["finetune.data"] = data_path;
-  res.metadata["finetune.epochs"] = std::to_string(epochs);
-  res.metadata["finetune.lm_weight"] = std::to_string(lm_weight);
-  if (acc >= 0) res.metadata["finetune." + eval_split + "_accuracy"] = std::to_string(acc);
   check(P, ember::write_model_file(res, out));
-  std::fprintf(stderr, "done: %llu steps in %s (%.1f ms/step)%s; wrote %s, loss curve %s and %s\n", static_cast<unsigned long long>(total),
-               fmt_time(now_seconds() - t_start).c_str(), train_seconds / static_cast<double>(total) * 1e3,
-               acc >= 0 ? (", " + eval_split + " accuracy " + fmt_number(100.0 * acc, "%.2f") + "%").c_str() : "", out.c_str(),
+  std::fprintf(stderr, "done: %llu steps in %s (%.1f ms/step)%s; wrote %s, loss curve %s and %s\n",
+               static_cast<unsigned long long>(plan.total_steps), fmt_time(now_seconds() - t_start).c_str(),
+               train_seconds / static_cast<double>(plan.total_steps) * 1e3,
+               acc >= 0 ? (", " + o.eval_split + " accuracy " + fmt_number(100.0 * acc, "%.2f") + "%").c_str() : "", out.c_str(),
                csv_path.c_str(), svg_path.c_str());
   return 0;
 }
