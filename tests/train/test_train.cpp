@@ -24,10 +24,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../support/skip.h"
 #include "../support/test_paths.h"
 #include "core/threadpool.h"
 #include "ember/convert.h"
+#include "ember/io.h"
 #include "ember/model.h"
+#include "ember/pretrain.h"
 #include "ember/session.h"
 #include "ember/train.h"
 #include "kernels/kernels.h"
@@ -1046,4 +1049,117 @@ TEST_CASE("ember-train on tiny shakespeare: the loss falls below the unigram lev
   const double val = std::stod(err.substr(at + 9));
   MESSAGE("tiny shakespeare, 150 steps of a 2-layer 64-wide model: val loss " << val);
   CHECK(val < 3.0);  // uniform over 65 characters: 4.17; character unigrams: about 3.3
+}
+
+TEST_CASE("pretraining data: the split rules, sorted characters, parts joined with <|endoftext|>") {
+  // chars: after floor(0.9 n) code points (a 2-byte character counts once); lines: from the first newline
+  // at or after byte floor(0.9 N), which train keeps; no newline there: all train.
+  const std::string t = "ab\xc3\xa9" "cdefgh";  // 9 characters, 10 bytes: the cut is after 8 characters
+  CHECK(ember::text_split_point(t, ember::TextSplit::kChars) == 9);
+  const std::string l = "xxxx\n" + std::string(13, 'x') + "\ny";  // 20 bytes: the '\n' at 18 = floor(0.9 * 20)
+  CHECK(ember::text_split_point(l, ember::TextSplit::kLines) == 19);     // (not the earlier one at 4)
+  CHECK(ember::text_split_point(l.substr(0, 18) + "yzz", ember::TextSplit::kLines) == 21);  // none at or after byte 18
+  CHECK(ember::text_split_point("no newline at all", ember::TextSplit::kLines) == 17);
+  CHECK(ember::sorted_characters("ba\xc3\xa9 a\nb") == std::vector<std::string>{"\n", " ", "a", "b", "\xc3\xa9"});
+  const std::string shared = ember_test::shared_data_dir() + "/text/moby_dick.txt";
+  if (ember_test::need_file(shared)) {  // ../shared/data/SPLITS.md: moby_dick train is bytes [0, 1,094,944)
+    const std::string text = ember::read_file(shared).value();
+    CHECK(ember::text_split_point(text, ember::TextSplit::kLines) == 1094944);
+  }
+  auto tok = ember::Tokenizer::chars({"a", "b", "c"});
+  REQUIRE(tok.ok());
+  auto parts = ember::encode_text_parts(*tok, {{"one", "ab", "c"}, {"two", "ba", "cc"}});
+  REQUIRE(parts.ok());
+  CHECK(parts->train == std::vector<int32_t>{0, 1, 1, 0});  // a character vocabulary has no <|endoftext|>
+  CHECK(parts->val == std::vector<int32_t>{2, 2, 2});
+  auto bad = ember::encode_text_parts(*tok, {{"one", "ab", "c"}, {"two.txt", "abd", ""}});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().rfind("two.txt: ", 0) == 0);
+}
+
+TEST_CASE("ember::pretrain, the library API: callbacks, checkpoints, and a stopped run resumed to the same bits") {
+  const std::string D = ember_test::temp_dir() + "/ember_pretrain_api_" + std::to_string(getpid());
+  REQUIRE(system(("rm -rf " + D + " && mkdir -p " + D).c_str()) == 0);
+  std::mt19937 rng(3);
+  std::vector<std::string> symbols;
+  for (char ch : std::string("abcdefgh ")) symbols.emplace_back(1, ch);
+  const ember::Tokenizer tok = ember::Tokenizer::chars(symbols).value();
+  ember::TokenStreams data;
+  for (int i = 0; i < 3000; ++i) data.train.push_back(static_cast<int32_t>(i % 7 == 0 ? 8 : rng() % 8));
+  for (int i = 0; i < 600; ++i) data.val.push_back(static_cast<int32_t>(i % 7 == 0 ? 8 : rng() % 8));
+  ember::ModelConfig c;
+  c.n_vocab = 9, c.n_ctx = 16, c.n_embd = 16, c.n_head = 2, c.n_layer = 1, c.n_ff = 64;
+  ember::TrainOptions to;
+  to.batch = 4, to.n_threads = 2, to.dropout = 0.1f, to.seed = 9;
+  ember::PretrainOptions o;
+  o.iters = 24, o.eval_every = 8, o.eval_iters = 2, o.accum = 2;
+  o.schedule = {3e-3f, 3e-4f, 4, 0};
+  o.adam.weight_decay = 0.1f;
+  o.metadata["train.data"] = "synthetic";
+
+  auto run = [&](const std::string& out, uint64_t stop_after, std::vector<ember::PretrainStep>* steps,
+                 std::vector<ember::PretrainEval>* evals, size_t* checkpoints) {
+    auto tr = ember::Trainer::create(c, to);
+    REQUIRE(tr.ok());
+    ember::PretrainCallbacks cb;
+    cb.on_step = [&](const ember::PretrainStep& st) {
+      if (steps) steps->push_back(st);
+      return st.step == stop_after ? ember::Status(ember::StatusCode::kAborted, "stopped") : ember::Status();
+    };
+    cb.on_eval = [&](const ember::PretrainEval& e) {
+      if (evals) evals->push_back(e);
+      return ember::Status();
+    };
+    cb.on_checkpoint = [&](const ember::PretrainEval&) {
+      if (checkpoints) ++*checkpoints;
+      return ember::Status();
+    };
+    ember::PretrainOptions oo = o;
+    oo.out = out;
+    return ember::pretrain(**tr, tok, data, oo, cb);
+  };
+  std::vector<ember::PretrainStep> steps;
+  std::vector<ember::PretrainEval> evals;
+  size_t checkpoints = 0;
+  REQUIRE(run(D + "/full.ember", 0, &steps, &evals, &checkpoints).ok());
+  REQUIRE(steps.size() == 24);
+  for (size_t i = 0; i < steps.size(); ++i) CHECK(steps[i].step == i + 1);
+  CHECK(steps.front().lr < steps[4].lr);  // warmup over 4 steps
+  CHECK(steps.back().loss < steps.front().loss);
+  REQUIRE(evals.size() == 4);  // before steps 0, 8, 16, and at the end
+  CHECK(evals.back().step == 24);
+  CHECK(checkpoints == 3);  // at 8, 16 and the end (not before the first step)
+  auto full = ember::read_model_file(D + "/full.ember");
+  REQUIRE(full.ok());
+  CHECK(full->metadata.at("train.steps") == "24");
+  CHECK(full->metadata.at("train.data") == "synthetic");
+  CHECK(std::stod(full->metadata.at("train.val_loss")) == doctest::Approx(evals.back().val_loss).epsilon(1e-5));
+
+  // Stopped after step 13 (its last checkpoint: step 8), then resumed from the files: the same model.
+  ember::Status st = run(D + "/part.ember", 13, nullptr, nullptr, nullptr);
+  CHECK(st.code() == ember::StatusCode::kAborted);
+  auto part = ember::read_model_file(D + "/part.ember");
+  REQUIRE(part.ok());
+  CHECK(part->metadata.at("train.steps") == "8");
+  auto tr = ember::Trainer::from_spec(*part, to);
+  REQUIRE(tr.ok());
+  REQUIRE(ember::load_checkpoint_state(**tr, *part, D + "/part.ember").ok());
+  CHECK((*tr)->steps() == 8);
+  ember::PretrainOptions ro = o;
+  ro.out = D + "/part.ember";
+  ro.resume = true;
+  REQUIRE(ember::pretrain(**tr, tok, data, ro).ok());
+  auto resumed = ember::read_model_file(D + "/part.ember");
+  REQUIRE(resumed.ok());
+  REQUIRE(resumed->tensors.size() == full->tensors.size());
+  for (size_t i = 0; i < full->tensors.size(); ++i) CHECK(resumed->tensors[i].data == full->tensors[i].data);
+
+  // No state beside a model: the message says so; a stream too short for the context is refused.
+  auto lone = ember::Trainer::from_spec(*part, to);
+  REQUIRE(lone.ok());
+  const ember::Status none = ember::load_checkpoint_state(**lone, *part, D + "/elsewhere.ember");
+  CHECK(none.message().find("no optimizer state for " + D + "/elsewhere.ember (step 8)") != std::string::npos);
+  ember::TokenStreams tiny{{1, 2, 3}, {1, 2, 3}};
+  CHECK(ember::pretrain(**lone, tok, tiny, o).message().find("too short for seq_len 16") != std::string::npos);
+  REQUIRE(system(("rm -rf " + D).c_str()) == 0);
 }

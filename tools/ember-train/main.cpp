@@ -31,47 +31,12 @@
 #include "ember/convert.h"
 #include "ember/dataset.h"
 #include "ember/finetune.h"
+#include "ember/pretrain.h"
 #include "ember/train.h"
 
 using namespace ember_cli;
 
 namespace {
-
-uint64_t mix64(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-// Sorted code points of `text` (valid UTF-8) as UTF-8 strings: nanoGPT's sorted(set(data)). Byte order
-// of UTF-8 strings is code point order, so no decoding is needed.
-std::vector<std::string> char_vocab(const std::string& text) {
-  std::set<std::string> seen;
-  for (size_t i = 0; i < text.size();) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    const size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    seen.insert(text.substr(i, len));
-    i += len;
-  }
-  return {seen.begin(), seen.end()};
-}
-
-// nanoGPT's get_batch: B windows starting uniformly in [0, len - T), targets shifted by one. The
-// windows are a function of (seed, stream, index) only, so a resumed run sees the same batches.
-void get_batch(const std::vector<int32_t>& data, size_t B, size_t T, uint64_t seed, uint64_t stream, uint64_t index,
-               std::vector<int32_t>& x, std::vector<int32_t>& y) {
-  const uint64_t range = data.size() - T;
-  uint64_t state = mix64(seed ^ mix64(stream * 0x9e3779b97f4a7c15ull + index));
-  for (size_t b = 0; b < B; ++b) {
-    state = mix64(state + b);
-    const uint64_t i = static_cast<uint64_t>((static_cast<unsigned __int128>(state) * range) >> 64);
-    for (size_t t = 0; t < T; ++t) {
-      x[b * T + t] = data[i + t];
-      y[b * T + t] = data[i + t + 1];
-    }
-  }
-}
 
 // printf of one number, as a string.
 std::string fmt_number(double v, const char* format = "%g") {
@@ -88,39 +53,9 @@ std::string fmt_time(double s) {
   return buf;
 }
 
-ember::Tokenizer clone_tokenizer(const std::string& P, const ember::Tokenizer& t) {
-  if (t.kind() == ember::TokenizerKind::kChars) return check(P, ember::Tokenizer::chars(t.tokens()));
-  return check(P, ember::Tokenizer::gpt2_bpe(t.tokens(), t.merges(), t.eot_id()));
-}
-
-struct Split {
-  std::vector<int32_t> train, val;
-};
-
-// One training text split into its train and val parts (views into `text`).
-struct TextFile {
+struct TextFile {  // a --data text (its parts: ember::TextPart views into `text`)
   std::string path, text;
-  std::string_view train, val;
 };
-
-// The split point of `text` (bytes). "chars": nanoGPT's first floor(0.9 n) characters; "lines": at the
-// first '\n' at or after byte floor(0.9 N), which it includes (../shared/data/SPLITS.md).
-size_t split_point(const std::string& text, const std::string& rule) {
-  if (rule == "lines") {
-    const size_t nl = text.find('\n', text.size() * 9 / 10);
-    return nl == std::string::npos ? text.size() : nl + 1;
-  }
-  size_t chars = 0;
-  for (unsigned char c : text) chars += (c & 0xC0) != 0x80;
-  const size_t want = chars * 9 / 10;
-  size_t seen = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;
-    if (seen == want) return i;
-    ++seen;
-  }
-  return text.size();
-}
 
 std::string base_name(const std::string& p) {
   const size_t s = p.rfind('/');
@@ -444,16 +379,17 @@ int pretrain(const Args& args, const std::string& P) {
   topt.seq_len = cfg.n_ctx;
 
   // Data: every file split 90/10, the vocabulary, the token streams.
+  const ember::TextSplit rule = split_rule == "lines" ? ember::TextSplit::kLines : ember::TextSplit::kChars;
   std::vector<TextFile> files(token_files ? 0 : data_paths.size());
+  std::vector<ember::TextPart> parts;
   for (size_t i = 0; i < files.size(); ++i) {
     TextFile& f = files[i];
     f.path = data_paths[i];
     f.text = check(P, ember::read_file(f.path));
     size_t bad = 0;
     if (!ember::is_valid_utf8(f.text, &bad)) fail(P, f.path + ": not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
-    const size_t cut = split_point(f.text, split_rule);
-    f.train = std::string_view(f.text).substr(0, cut);
-    f.val = std::string_view(f.text).substr(cut);
+    const size_t cut = ember::text_split_point(f.text, rule);
+    parts.push_back({f.path, std::string_view(f.text).substr(0, cut), std::string_view(f.text).substr(cut)});
   }
   ember::Tokenizer tok;
   std::string vocab_note;
@@ -465,7 +401,7 @@ int pretrain(const Args& args, const std::string& P) {
     size_t bad = 0;
     if (token_files && !ember::is_valid_utf8(all, &bad))
       fail(P, args.str("vocab-from") + ": not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
-    tok = check(P, ember::Tokenizer::chars(char_vocab(all)));
+    tok = check(P, ember::Tokenizer::chars(ember::sorted_characters(all)));
   } else if (vocab == "gpt2") {
     const std::string dir = args.str("tokenizer-dir");
     const bool openai = file_exists(dir + "/encoder.json");
@@ -473,7 +409,7 @@ int pretrain(const Args& args, const std::string& P) {
   } else {
     std::vector<std::string_view> texts;
     size_t bytes = 0;
-    for (const auto& f : files) texts.push_back(f.train), bytes += f.train.size();
+    for (const auto& part : parts) texts.push_back(part.train), bytes += part.train.size();
     ember::BpeTrainOptions bo;
     bo.vocab_size = bpe_size;
     ember::BpeTrainStats bs;
@@ -487,19 +423,12 @@ int pretrain(const Args& args, const std::string& P) {
   }
   if (!from_file) cfg.n_vocab = static_cast<uint32_t>(tok.n_vocab());
   if (!vocab_note.empty()) std::fprintf(stderr, "%s: %s\n", P.c_str(), vocab_note.c_str());
-  Split split;
+  ember::TokenStreams split;
   if (token_files) {
     split.train = read_token_ids(P, data_paths[0], cfg.n_vocab);
     split.val = read_token_ids(P, val_bin, cfg.n_vocab);
-  }
-  for (size_t i = 0; i < files.size(); ++i) {
-    for (int s = 0; s < 2; ++s) {
-      auto enc = tok.encode(s == 0 ? files[i].train : files[i].val);
-      if (!enc.ok()) fail(P, files[i].path + ": " + enc.status().message());
-      std::vector<int32_t>& dst = s == 0 ? split.train : split.val;
-      if (i > 0 && tok.eot_id() >= 0) dst.push_back(tok.eot_id());
-      dst.insert(dst.end(), enc->begin(), enc->end());
-    }
+  } else {
+    split = check(P, ember::encode_text_parts(tok, parts));
   }
   const size_t T = cfg.n_ctx, B = topt.batch;
   if (split.train.size() < T + 2 || split.val.size() < T + 2)
@@ -509,30 +438,9 @@ int pretrain(const Args& args, const std::string& P) {
   std::unique_ptr<ember::Trainer> tr;
   if (from_file) {
     tr = check(P, ember::Trainer::from_spec(start, topt));
-    if (args.has("resume")) {
-      // The optimizer state that belongs to the model: MODEL.state, or MODEL.state.prev when a kill
-      // came between the two files of a checkpoint (see checkpoint below).
-      auto it = start.metadata.find("train.steps");
-      const std::string want = it == start.metadata.end() ? "?" : it->second;
-      std::string found, why;
-      for (const std::string& cand : {state_path, prev_state_path}) {
-        if (!file_exists(cand)) continue;
-        const ember::Status st = tr->load_state(cand);
-        if (st.ok() && std::to_string(tr->steps()) == want) {
-          found = cand;
-          break;
-        }
-        why += (why.empty() ? "" : "; ") + (st.ok() ? cand + " is at step " + std::to_string(tr->steps()) : st.message());
-      }
-      if (found.empty())
-        fail(P, "no optimizer state for " + out + " (step " + want + ")" + (why.empty() ? ": " + state_path + " is missing" : ": " + why));
-      if (found == prev_state_path && std::rename(prev_state_path.c_str(), state_path.c_str()) != 0)
-        fail(P, prev_state_path + ": cannot rename to " + state_path + ": " + std::strerror(errno));
-    }
+    if (args.has("resume")) check(P, ember::load_checkpoint_state(*tr, start, out));
   } else {
-    auto r = ember::Trainer::create(cfg, topt);
-    if (!r.ok()) fail(P, r.status().message());
-    tr = std::move(r).value();
+    tr = check(P, ember::Trainer::create(cfg, topt));
   }
   const uint64_t first = args.has("resume") ? tr->steps() : 0;
   if (first > iters) fail(P, out + " already has " + std::to_string(first) + " steps (--iters " + std::to_string(iters) + ")");
@@ -569,122 +477,76 @@ int pretrain(const Args& args, const std::string& P) {
                P.c_str(), data_list.c_str(), split.train.size(), split.val.size(), B, T,
                static_cast<unsigned long long>(accum), tr->n_threads(), human_bytes(tr->memory_bytes()).c_str());
 
-  std::vector<int32_t> x(B * T), y(B * T);
-  auto evaluate = [&](uint64_t it, double* tl, double* vl) {
-    tr->set_training(false);
-    for (int s = 0; s < 2; ++s) {
-      const std::vector<int32_t>& d = s == 0 ? split.train : split.val;
-      double sum = 0.0;
-      for (uint64_t k = 0; k < eval_iters; ++k) {
-        get_batch(d, B, T, topt.seed, 2 + static_cast<uint64_t>(s), it * eval_iters + k, x, y);
-        sum += check(P, tr->forward(x.data(), y.data()));
-      }
-      (s == 0 ? *tl : *vl) = sum / static_cast<double>(eval_iters);
-    }
-    tr->set_training(true);
-  };
-  const std::string title = "ember-train " + base_name(out) + ": n_layer " + std::to_string(cfg.n_layer) + ", n_embd " +
-                            std::to_string(cfg.n_embd) + ", n_ctx " + std::to_string(cfg.n_ctx) + ", " +
-                            ember::tokenizer_kind_name(tok.kind()) + " vocab " + std::to_string(cfg.n_vocab) + ", seed " +
-                            std::to_string(topt.seed);
-  auto write_curve = [&] {
-    const std::string c = ember::loss_curve_csv(curve);
-    check(P, ember::write_file_atomic(csv_path, c.data(), c.size()));
-    checkpoint_pause();
-    const std::string s = ember::loss_curve_svg(curve, title);
-    check(P, ember::write_file_atomic(svg_path, s.data(), s.size()));
-    checkpoint_pause();
-  };
-  // A checkpoint is three files, each written atomically: the loss curve first (a resumed run keeps
-  // its rows up to the model's step), then the optimizer state, then the model. The previous state
-  // stays as MODEL.state.prev until the new model is in place, so whenever a kill lands, MODEL and
-  // one of MODEL.state / MODEL.state.prev are from the same step.
-  auto checkpoint = [&](double tl, double vl) {
-    ember::ModelSpec spec = tr->to_spec();
-    spec.tokenizer = clone_tokenizer(P, tok);
-    spec.metadata["train.data"] = data_list;
-    spec.metadata["train.split"] = token_files ? "token files" : split_rule;
-    spec.metadata["train.train_loss"] = std::to_string(tl);
-    spec.metadata["train.val_loss"] = std::to_string(vl);
-    spec.metadata["converter"] = "ember-train";
-    write_curve();
-    if (file_exists(state_path) && std::rename(state_path.c_str(), prev_state_path.c_str()) != 0)
-      fail(P, state_path + ": cannot rename to " + prev_state_path + ": " + std::strerror(errno));
-    checkpoint_pause();
-    check(P, tr->save_state(state_path));
-    checkpoint_pause();
-    check(P, ember::write_model_file(spec, out));
-    checkpoint_pause();
-    std::remove(prev_state_path.c_str());
-  };
+  ember::PretrainOptions po;
+  po.out = out;
+  po.resume = args.has("resume");
+  po.iters = iters, po.accum = accum, po.schedule = sched, po.adam = adam, po.grad_clip = clip;
+  po.eval_every = eval_every, po.eval_iters = eval_iters;
+  po.metadata["train.data"] = data_list;
+  po.metadata["train.split"] = token_files ? "token files" : split_rule;
+  po.metadata["converter"] = "ember-train";
 
+  // Progress: a line every --log-every steps (ms/iter over the interval, the ETA at the run's average),
+  // a line per evaluation; the loss curve (CSV, then SVG) is each checkpoint's first files.
   const double t_start = now_seconds();
-  double train_seconds = 0.0, eval_seconds = 0.0, last_train = 0.0, last_val = 0.0;
-  uint64_t timed = 0, evals = 0;
-  double window_seconds = 0.0;  // training time since the last progress line
-  uint64_t window_iters = 0;
+  double train_seconds = 0.0, eval_seconds = 0.0, last_train = 0.0, last_val = 0.0, window_seconds = 0.0;
+  uint64_t timed = 0, evals = 0, window_iters = 0;
   bool have_val = false;
-  for (uint64_t it = first; it < iters; ++it) {
-    if (eval_every > 0 && it % eval_every == 0 && (it != first || it == 0)) {
-      const double e0 = now_seconds();
-      evaluate(it, &last_train, &last_val);
-      eval_seconds += now_seconds() - e0;
+  ember::PretrainCallbacks cb;
+  cb.on_eval = [&](const ember::PretrainEval& e) {
+    eval_seconds += e.seconds;
+    last_train = e.train_loss, last_val = e.val_loss;
+    if (e.step < iters) {  // the final evaluation is in the closing line
       ++evals;
       have_val = true;
-      std::fprintf(stderr, "step %llu: train loss %.4f, val loss %.4f\n", static_cast<unsigned long long>(it), last_train,
-                   last_val);
-      ember::LossRow r;
-      r.iter = it, r.eval = true, r.train_loss = last_train, r.val_loss = last_val;
-      curve.push_back(r);
-      if (it != first) checkpoint(last_train, last_val);
+      std::fprintf(stderr, "step %llu: train loss %.4f, val loss %.4f\n", static_cast<unsigned long long>(e.step), e.train_loss,
+                   e.val_loss);
     }
-    const double t0 = now_seconds();
-    const float lr = ember::learning_rate(sched, it);
-    tr->zero_grad();
-    double loss = 0.0;
-    for (uint64_t a = 0; a < accum; ++a) {
-      get_batch(split.train, B, T, topt.seed, 1, it * accum + a, x, y);
-      loss += check(P, tr->forward(x.data(), y.data()));
-      check(P, tr->backward(1.0f / static_cast<float>(accum)));
-    }
-    loss /= static_cast<double>(accum);
-    const double norm = tr->clip_grad_norm(clip);
-    tr->step(lr, adam);
-    const double dt = now_seconds() - t0;
-    if (!std::isfinite(loss)) fail(P, "loss is " + std::to_string(loss) + " at iteration " + std::to_string(it) + "; try a lower --lr");
-    train_seconds += dt;
-    window_seconds += dt;
+    ember::LossRow r;
+    r.iter = e.step, r.eval = true, r.train_loss = e.train_loss, r.val_loss = e.val_loss;
+    curve.push_back(r);
+    return ember::Status();
+  };
+  cb.on_step = [&](const ember::PretrainStep& st) {
+    train_seconds += st.seconds;
+    window_seconds += st.seconds;
     ++timed;
     ++window_iters;
     ember::LossRow r;
-    r.iter = it, r.lr = lr, r.loss = loss, r.grad_norm = norm, r.ms = dt * 1e3;
+    r.iter = st.step - 1, r.lr = st.lr, r.loss = st.loss, r.grad_norm = st.grad_norm, r.ms = st.seconds * 1e3;
     curve.push_back(r);
-    if ((it + 1) % log_every == 0 || it + 1 == iters) {
-      // ms/iter over this progress interval; the ETA uses the run's average.
+    if (st.step % log_every == 0 || st.step == iters) {
       const double ms = window_seconds / static_cast<double>(window_iters) * 1e3;
       const double avg_ms = train_seconds / static_cast<double>(timed) * 1e3;
       window_seconds = 0.0;
       window_iters = 0;
-      const double left = static_cast<double>(iters - it - 1);
+      const double left = static_cast<double>(iters - st.step);
       const double evals_left = eval_every ? std::floor(left / static_cast<double>(eval_every)) + 1 : 1;
       const double eval_each = evals ? eval_seconds / static_cast<double>(evals) : 0.0;
       char val[32] = "-";
       if (have_val) std::snprintf(val, sizeof val, "%.4f", last_val);
       std::fprintf(stderr, "iter %llu/%llu | loss %.4f | val %s | lr %.2e | norm %.3f | %.1f ms/iter | %.0f tok/s | ETA %s\n",
-                   static_cast<unsigned long long>(it + 1), static_cast<unsigned long long>(iters), loss, val, lr, norm, ms,
-                   static_cast<double>(B * T * accum) / (ms / 1e3),
+                   static_cast<unsigned long long>(st.step), static_cast<unsigned long long>(iters), st.loss, val, st.lr,
+                   st.grad_norm, ms, static_cast<double>(B * T * accum) / (ms / 1e3),
                    fmt_time(left * avg_ms / 1e3 + evals_left * eval_each).c_str());
     }
-  }
-  const double e0 = now_seconds();
-  evaluate(iters, &last_train, &last_val);
-  eval_seconds += now_seconds() - e0;
-  {
-    ember::LossRow r;
-    r.iter = iters, r.eval = true, r.train_loss = last_train, r.val_loss = last_val;
-    curve.push_back(r);
-  }
-  checkpoint(last_train, last_val);
+    return ember::Status();
+  };
+  const std::string title = "ember-train " + base_name(out) + ": n_layer " + std::to_string(cfg.n_layer) + ", n_embd " +
+                            std::to_string(cfg.n_embd) + ", n_ctx " + std::to_string(cfg.n_ctx) + ", " +
+                            ember::tokenizer_kind_name(tok.kind()) + " vocab " + std::to_string(cfg.n_vocab) + ", seed " +
+                            std::to_string(topt.seed);
+  cb.on_checkpoint = [&](const ember::PretrainEval&) {
+    const std::string c = ember::loss_curve_csv(curve);
+    EMBER_RETURN_IF_ERROR(ember::write_file_atomic(csv_path, c.data(), c.size()));
+    checkpoint_pause();
+    const std::string s = ember::loss_curve_svg(curve, title);
+    EMBER_RETURN_IF_ERROR(ember::write_file_atomic(svg_path, s.data(), s.size()));
+    checkpoint_pause();
+    return ember::Status();
+  };
+  cb.after_checkpoint_file = checkpoint_pause;
+  check(P, ember::pretrain(*tr, tok, split, po, cb));
   std::fprintf(stderr,
                "done: %llu iterations in %s (%.1f ms/iter training, %.1f s evaluating); step %llu: train loss %.4f, "
                "val loss %.4f; wrote %s, %s, %s\n",
