@@ -71,6 +71,10 @@ EMBER_API Result<Tokenizer> load_char_tokenizer(const std::string& path);
 // contents; the message says so. Used for every file ember writes. Concurrent writers of the same path
 // must be different processes (the temporary's name holds the pid); different paths are independent.
 EMBER_API Status write_file_atomic(const std::string& path, const void* bytes, size_t size);
+// Removes the temporaries "<path>.tmp.<pid>" that a killed writer of `path` left behind: those whose
+// process no longer exists (a live writer's stays). Returns how many it removed. For a program that
+// resumes after a kill -9 (ember-train pretrain --resume calls it for every file it writes).
+EMBER_API size_t remove_stale_temporaries(const std::string& path);
 // For programs that write with the functions above: installs handlers for SIGINT, SIGTERM and SIGHUP
 // that remove the temporaries of writes in progress, print "<prog>: terminated (SIGTERM); ..." and
 // end the process as the signal would (signals already ignored stay ignored); and ignores SIGXFSZ, so

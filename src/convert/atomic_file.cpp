@@ -1,13 +1,18 @@
 // AtomicFile and the registry of temporaries that a signal handler removes.
 #include "convert/atomic_file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "ember/convert.h"
 
@@ -155,6 +160,26 @@ Status AtomicFile::commit() {
     ::close(dfd);
   }
   return Status::Ok();
+}
+
+size_t remove_stale_temporaries(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return 0;
+  std::vector<std::string> stale;
+  while (const dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+    if (kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) stale.push_back(name);
+  }
+  closedir(d);
+  size_t removed = 0;
+  for (const std::string& name : stale) removed += std::remove((slash == std::string::npos ? name : dir + name).c_str()) == 0;
+  return removed;
 }
 
 Status write_file_atomic(const std::string& path, const void* bytes, size_t size) {

@@ -164,3 +164,25 @@ TEST_CASE("faults: a writer killed in the middle of writing leaves the previous 
   }
   std::remove(p.c_str());
 }
+
+TEST_CASE("remove_stale_temporaries: a dead writer's temporary goes, a live writer's and other names stay") {
+  const std::string D = ember_test::temp_dir() + "/ember_stale_" + std::to_string(getpid());
+  REQUIRE(system(("rm -rf " + D + " && mkdir -p " + D).c_str()) == 0);
+  const pid_t child = fork();  // a pid that has just ended
+  REQUIRE(child >= 0);
+  if (child == 0) _exit(0);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  const std::string path = D + "/model.ember";
+  for (const std::string& name : {path + ".tmp." + std::to_string(child), path + ".tmp." + std::to_string(getpid()),
+                                  path + ".tmp.12x", path + ".tmpx." + std::to_string(child), D + "/other.tmp." + std::to_string(child)})
+    std::ofstream(name) << "x";
+  CHECK(ember::remove_stale_temporaries(path) == 1);
+  struct stat st;
+  CHECK(stat((path + ".tmp." + std::to_string(child)).c_str(), &st) != 0);
+  CHECK(stat((path + ".tmp." + std::to_string(getpid())).c_str(), &st) == 0);  // this process is alive
+  CHECK(stat((path + ".tmp.12x").c_str(), &st) == 0);
+  CHECK(stat((D + "/other.tmp." + std::to_string(child)).c_str(), &st) == 0);  // another file's
+  CHECK(ember::remove_stale_temporaries(D + "/missing-dir/x.ember") == 0);
+  REQUIRE(system(("rm -rf " + D).c_str()) == 0);
+}

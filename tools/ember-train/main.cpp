@@ -8,8 +8,6 @@
 // Checkpoints go to --out (write_model_file: atomic) and --out.state (AdamW moments and counters,
 // atomic) at every evaluation and at the end; --resume continues from them exactly (batches and
 // dropout masks are functions of the seed and the step). The loss curve goes to --csv.
-#include <dirent.h>
-#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -66,26 +64,6 @@ std::string base_name(const std::string& p) {
 std::string svg_path_for(const std::string& csv) {
   if (csv.size() > 4 && csv.compare(csv.size() - 4, 4, ".csv") == 0) return csv.substr(0, csv.size() - 4) + ".svg";
   return csv + ".svg";
-}
-
-// Removes "<path>.tmp.<pid>" files that a killed ember-train left behind (AtomicFile's temporaries),
-// when no process <pid> exists any more.
-void remove_stale_temporaries(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
-  DIR* d = opendir(dir.c_str());
-  if (!d) return;
-  std::vector<std::string> stale;
-  while (const dirent* e = readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string pid = name.substr(prefix.size());
-    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
-    if (kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) stale.push_back(name);
-  }
-  closedir(d);
-  for (const std::string& name : stale) std::remove((slash == std::string::npos ? name : dir + name).c_str());
 }
 
 // Test hook: EMBER_TRAIN_CHECKPOINT_PAUSE_MS=N sleeps N ms after each file of a checkpoint, so that a
@@ -346,7 +324,7 @@ int pretrain(const Args& args, const std::string& P) {
   if (args.has("tokenizer-dir"))
     for (const char* f : {"encoder.json", "vocab.bpe", "vocab.json", "merges.txt"}) inputs.push_back(args.str("tokenizer-dir") + "/" + f);
   check_outputs(P, {out, state_path, prev_state_path, csv_path, svg_path}, inputs);
-  for (const std::string& p : {out, state_path, prev_state_path, csv_path, svg_path}) remove_stale_temporaries(p);
+  for (const std::string& p : {out, state_path, prev_state_path, csv_path, svg_path}) ember::remove_stale_temporaries(p);
 
   // Starting point: fresh, --init, or --resume (then the architecture and vocabulary come from the
   // checkpoint; architecture options that disagree with it are an error).
