@@ -3,23 +3,21 @@
 #include "ember/finetune.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <numeric>
 #include <set>
 #include <utility>
 
+#include "train/train_util.h"
+
 namespace ember {
 
-namespace {
+using train::clone_tokenizer;
+using train::mix64;
+using train::now_seconds;
 
-uint64_t mix64(uint64_t z) {  // splitmix64's finalizer
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+namespace {
 
 // N(0, std) from a counter-based hash (Box-Muller), so the new rows depend on the seed alone.
 float normal_at(uint64_t seed, uint64_t i, float std) {
@@ -39,15 +37,6 @@ void set_f32(TensorData& t, const std::vector<float>& v, std::vector<uint64_t> s
   t.shape = std::move(shape);
   t.data.resize(v.size() * 4);
   std::memcpy(t.data.data(), v.data(), v.size() * 4);
-}
-
-Result<Tokenizer> clone_tokenizer(const Tokenizer& t) {
-  if (t.kind() == TokenizerKind::kChars) return Tokenizer::chars(t.tokens());
-  return Tokenizer::gpt2_bpe(t.tokens(), t.merges(), t.eot_id());
-}
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 struct Example {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "train/gemm_f32.h"
+#include "train/train_util.h"
 
 namespace ember {
 namespace train {
@@ -16,13 +17,6 @@ constexpr size_t kElemTile = 16384;  // elements per task for elementwise ops
 template <class F>
 void parallel_tiles(ThreadPool* pool, size_t n, size_t tile, const F& f) {
   parallel_for_tiles(pool, n, tile, f);
-}
-
-inline uint64_t mix64(uint64_t z) {  // splitmix64's finalizer
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -12,29 +11,19 @@
 
 #include "ember/convert.h"
 
+#include "train/train_util.h"
+
 namespace ember {
 
+using train::clone_tokenizer;
+using train::mix64;
+using train::now_seconds;
+
 namespace {
-
-uint64_t mix64(uint64_t z) {  // splitmix64's finalizer
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 bool file_exists(const std::string& p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0;
-}
-
-Result<Tokenizer> clone_tokenizer(const Tokenizer& t) {
-  if (t.kind() == TokenizerKind::kChars) return Tokenizer::chars(t.tokens());
-  return Tokenizer::gpt2_bpe(t.tokens(), t.merges(), t.eot_id());
 }
 
 // nanoGPT's get_batch: B windows starting uniformly in [0, len - T), targets shifted by one. The
