@@ -59,7 +59,10 @@ struct AttentionF32Queries {
   size_t chunk;  // rows per chunk (>= 1); about 16 KiB of keys fits every L1
 };
 
-inline void attention_f32_queries(const Kernels& K, const AttentionF32Queries& a) {
+// The two halves of attention_f32_queries, for the trainer (which drops out attention weights between
+// them): the scores and softmax of every query (a.v and a.out unused), then the weighted sums of the
+// values by the weights in a.scores (a.q and a.k unused).
+inline void attention_f32_queries_probs(const Kernels& K, const AttentionF32Queries& a) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(a.d));
   const size_t n_max = a.n0 + a.nq - 1;
   for (size_t c0 = 0; c0 < n_max; c0 += a.chunk)
@@ -67,10 +70,13 @@ inline void attention_f32_queries(const Kernels& K, const AttentionF32Queries& a
       const size_t n = a.n0 + i;
       if (n > c0) K.scores_f32(a.q + i * a.ldq, a.k + c0 * a.d, std::min(c0 + a.chunk, n) - c0, a.d, scale, a.scores + i * a.lds + c0);
     }
-  for (size_t i = 0; i < a.nq; ++i) {
-    K.softmax_f32(a.scores + i * a.lds, a.n0 + i);
+  for (size_t i = 0; i < a.nq; ++i) K.softmax_f32(a.scores + i * a.lds, a.n0 + i);
+}
+
+inline void attention_f32_queries_wsum(const Kernels& K, const AttentionF32Queries& a) {
+  const size_t n_max = a.n0 + a.nq - 1;
+  for (size_t i = 0; i < a.nq; ++i)
     for (size_t j = 0; j < a.d; ++j) a.out[i * a.ldo + j] = 0.0f;
-  }
   for (size_t c0 = 0; c0 < n_max; c0 += a.chunk)
     for (size_t i = 0; i < a.nq; ++i) {
       const size_t n = a.n0 + i;
@@ -78,6 +84,14 @@ inline void attention_f32_queries(const Kernels& K, const AttentionF32Queries& a
         K.wsum_rows_f32(a.scores + i * a.lds + c0, a.v + c0 * a.d, std::min(c0 + a.chunk, n) - c0, a.d, a.out + i * a.ldo);
     }
 }
+
+inline void attention_f32_queries(const Kernels& K, const AttentionF32Queries& a) {
+  attention_f32_queries_probs(K, a);
+  attention_f32_queries_wsum(K, a);
+}
+
+// Rows per chunk for attention_f32_queries: about 16 KiB of keys, which fits every L1.
+inline size_t attention_chunk_rows(size_t d) { return std::max<size_t>(8, 16384 / (d * sizeof(float))); }
 
 struct AttentionQ8Args {
   const float* q;        // (d) the query, f32

@@ -82,7 +82,6 @@ struct EMBER_HIDDEN Session::Impl {
     size_t layer, B;
   };
   static constexpr size_t kAttentionQueries = 8;        // queries of one head per task
-  static constexpr size_t kAttentionChunkBytes = 16384;  // f32 cache: keys per chunk, to stay in L1
   static void attention_block(AttentionTask* task, size_t h, size_t blk);
 };
 
@@ -102,7 +101,7 @@ void Session::Impl::attention_block(AttentionTask* task, size_t h, size_t blk) {
     attention_f32_queries(*s.K, AttentionF32Queries{s.qkv.data() + t0 * 3 * C + h * D, 3 * C, s.k_cache.data() + row0 * D,
                                                     s.v_cache.data() + row0 * D, s.n_past + t0 + 1, t1 - t0, D,
                                                     s.scores.data() + (t0 * H + h) * T, H * T, s.att.data() + t0 * C + h * D, C,
-                                                    std::max<size_t>(8, kAttentionChunkBytes / (D * sizeof(float)))});
+                                                    attention_chunk_rows(D)});
   }
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/attention.h"
 #include "train/gemm_f32.h"
 #include "train/train_util.h"
 
@@ -135,16 +136,25 @@ void linear_backward(const OpContext& ctx, float* dinp, bool accumulate, float* 
 // ---- attention ------------------------------------------------------------------------------------------
 
 namespace {
+// Per (sequence, head) task: the head's q, k, v and output gradient as contiguous (T, D) rows, and three
+// (T, T) blocks (dropped probabilities, their gradient, a transpose).
 struct AttnScratch {
-  float *pd, *dp, *pack;  // dropped probabilities (T, T), their gradient (T, T), packed K^T / V^T
+  float *q, *k, *v, *dy, *pd, *dp, *tr;
 };
-size_t attn_task_floats(size_t T, size_t D) {
-  const size_t a = gemm_pack_floats(D, T), b = gemm_pack_floats(T, D);
-  return 2 * T * T + (a > b ? a : b);
-}
+size_t attn_task_floats(size_t T, size_t D) { return 4 * T * D + 3 * T * T; }
 AttnScratch attn_scratch(float* base, size_t task, size_t T, size_t D) {
   float* p = base + task * attn_task_floats(T, D);
-  return {p, p + T * T, p + 2 * T * T};
+  const size_t td = T * D, tt = T * T;
+  return {p, p + td, p + 2 * td, p + 3 * td, p + 4 * td, p + 4 * td + tt, p + 4 * td + 2 * tt};
+}
+// dst (T, D) = the rows of src, `ld` floats apart.
+void gather_rows(float* dst, const float* src, size_t ld, size_t T, size_t D) {
+  for (size_t t = 0; t < T; ++t) std::memcpy(dst + t * D, src + t * ld, D * sizeof(float));
+}
+// dst = src^T for (T, T), the causal (lower) triangle only: dst[s][t] = src[t][s] for s <= t.
+void transpose_lower(float* dst, const float* src, size_t T) {
+  for (size_t t = 0; t < T; ++t)
+    for (size_t s = 0; s <= t; ++s) dst[s * T + t] = src[t * T + s];
 }
 }  // namespace
 
@@ -153,7 +163,6 @@ size_t attention_scratch_floats(size_t B, size_t T, size_t C, size_t H) { return
 void attention_forward(const OpContext& ctx, float* out, float* att, const float* qkv, const uint8_t* mask,
                        float p_drop, size_t B, size_t T, size_t C, size_t H) {
   const size_t D = C / H, C3 = 3 * C;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const float keep_scale = mask ? 1.0f / (1.0f - p_drop) : 1.0f;
   const Kernels& K = *ctx.K;
   parallel_for_2d(ctx.pool, B, H, [&](size_t b, size_t h) {
@@ -161,23 +170,19 @@ void attention_forward(const OpContext& ctx, float* out, float* att, const float
     const AttnScratch S = attn_scratch(ctx.scratch, task, T, D);
     const float* q = qkv + b * T * C3 + h * D;  // (T, D), rows 3C apart; k and v follow at +C, +2C
     float* a = att + task * T * T;              // (T, T)
-    // Scores for every (t, s); the causal part s <= t is kept (computing the rest costs less than
-    // splitting the product).
-    gemm_f32(nullptr, T, T, D, MatRef{q, C3, 1}, MatRef{q + C, 1, C3}, nullptr, a, T, false, S.pack);
-    for (size_t t = 0; t < T; ++t) {
-      float* row = a + t * T;
-      for (size_t s = 0; s <= t; ++s) row[s] *= scale;
-      K.softmax_f32(row, t + 1);
-      for (size_t s = t + 1; s < T; ++s) row[s] = 0.0f;
-    }
-    const float* p = a;
+    gather_rows(S.k, q + C, C3, T, D);
+    gather_rows(S.v, q + 2 * C, C3, T, D);
+    // The runtime's prefill over an empty cache: query t sees positions 0..t.
+    AttentionF32Queries args{q, C3, S.k, S.v, 1, T, D, a, T, out + b * T * C + h * D, C, attention_chunk_rows(D)};
+    attention_f32_queries_probs(K, args);
+    for (size_t t = 0; t < T; ++t)
+      for (size_t s = t + 1; s < T; ++s) a[t * T + s] = 0.0f;
     if (mask) {
       const uint8_t* m = mask + task * T * T;
       for (size_t i = 0; i < T * T; ++i) S.pd[i] = m[i] ? a[i] * keep_scale : 0.0f;
-      p = S.pd;
+      args.scores = S.pd;
     }
-    gemm_f32(nullptr, T, D, T, MatRef{p, T, 1}, MatRef{q + 2 * C, C3, 1}, nullptr, out + b * T * C + h * D, C, false,
-             S.pack);
+    attention_f32_queries_wsum(K, args);
   });
 }
 
@@ -186,17 +191,19 @@ void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, co
   const size_t D = C / H, C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const float keep_scale = mask ? 1.0f / (1.0f - p_drop) : 1.0f;
+  const Kernels& K = *ctx.K;
   parallel_for_2d(ctx.pool, B, H, [&](size_t b, size_t h) {
     // This task owns the head-h slices of the q, k and v gradients of sequence b.
     const size_t task = b * H + h;
     const AttnScratch S = attn_scratch(ctx.scratch, task, T, D);
     const float* q = qkv + b * T * C3 + h * D;
-    const float* k = q + C;
-    const float* v = q + 2 * C;
-    const float* dy = dout + b * T * C + h * D;  // (T, D), rows C apart
     float* dq = dqkv + b * T * C3 + h * D;
     float* dk = dq + C;
     float* dv = dq + 2 * C;
+    gather_rows(S.q, q, C3, T, D);
+    gather_rows(S.k, q + C, C3, T, D);
+    gather_rows(S.v, q + 2 * C, C3, T, D);
+    gather_rows(S.dy, dout + b * T * C + h * D, C, T, D);
     const float* a = att + task * T * T;
     const uint8_t* m = mask ? mask + task * T * T : nullptr;
     const float* p = a;
@@ -204,9 +211,14 @@ void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, co
       for (size_t i = 0; i < T * T; ++i) S.pd[i] = m[i] ? a[i] * keep_scale : 0.0f;
       p = S.pd;
     }
-    // out = P' V:  dV = P'^T dY,  dP' = dY V^T.
-    gemm_f32(nullptr, T, D, T, MatRef{p, 1, T}, MatRef{dy, C, 1}, nullptr, dv, C3, false, S.pack);
-    gemm_f32(nullptr, T, T, D, MatRef{dy, C, 1}, MatRef{v, 1, C3}, nullptr, S.dp, T, false, S.pack);
+    // out_t = sum_{s <= t} P'[t][s] v_s:  dv_s = sum_{t >= s} P'[t][s] dy_t,  dP'[t][s] = dy_t . v_s.
+    transpose_lower(S.tr, p, T);
+    for (size_t s = 0; s < T; ++s) {
+      float* o = dv + s * C3;
+      for (size_t i = 0; i < D; ++i) o[i] = 0.0f;
+      K.wsum_rows_f32(S.tr + s * T + s, S.dy + s * D, T - s, D, o);
+    }
+    for (size_t t = 0; t < T; ++t) K.scores_f32(S.dy + t * D, S.v, t + 1, D, 1.0f, S.dp + t * T);
     // Through dropout and softmax: dS_s = scale * P_s (dP_s - sum_r P_r dP_r), dP = dP' * mask factor.
     for (size_t t = 0; t < T; ++t) {
       float* d = S.dp + t * T;
@@ -216,11 +228,19 @@ void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, co
       float sum = 0.0f;
       for (size_t s = 0; s <= t; ++s) sum += pr[s] * d[s];
       for (size_t s = 0; s <= t; ++s) d[s] = scale * pr[s] * (d[s] - sum);
-      for (size_t s = t + 1; s < T; ++s) d[s] = 0.0f;
     }
-    // S = Q K^T:  dQ = dS K,  dK = dS^T Q.
-    gemm_f32(nullptr, T, D, T, MatRef{S.dp, T, 1}, MatRef{k, C3, 1}, nullptr, dq, C3, false, S.pack);
-    gemm_f32(nullptr, T, D, T, MatRef{S.dp, 1, T}, MatRef{q, C3, 1}, nullptr, dk, C3, false, S.pack);
+    // s_t = q_t . k_s (scaled):  dq_t = sum_{s <= t} dS[t][s] k_s,  dk_s = sum_{t >= s} dS[t][s] q_t.
+    for (size_t t = 0; t < T; ++t) {
+      float* o = dq + t * C3;
+      for (size_t i = 0; i < D; ++i) o[i] = 0.0f;
+      K.wsum_rows_f32(S.dp + t * T, S.k, t + 1, D, o);
+    }
+    transpose_lower(S.tr, S.dp, T);
+    for (size_t s = 0; s < T; ++s) {
+      float* o = dk + s * C3;
+      for (size_t i = 0; i < D; ++i) o[i] = 0.0f;
+      K.wsum_rows_f32(S.tr + s * T + s, S.q + s * D, T - s, D, o);
+    }
   });
 }
 

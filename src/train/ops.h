@@ -1,7 +1,7 @@
 // Float ops of the GPT as forward/backward pairs (llm.c style), the building blocks of train::Trainer.
 // Layer norm, activations, softmax and residual adds run on the same kernel table (kernels/kernels.h)
-// as the runtime session; every matrix product (linear layers, attention's per-head Q K^T and P V and
-// their gradients) runs on gemm_f32.h. The runtime reproduces the trainer's logits to ~2e-7.
+// as the runtime session, attention on the runtime's f32 attention (kernels/attention.h); the linear
+// layers' products run on gemm_f32.h. The runtime reproduces the trainer's logits to ~2e-7.
 //
 // Conventions: N = B * T rows (tokens), row-major activations; weights [out, in]; `d*` are gradients.
 // Parameter gradients are always accumulated (+=), so gradient accumulation over micro-batches and the
@@ -59,7 +59,9 @@ void linear_backward(const OpContext& ctx, float* dinp, bool accumulate, float* 
 // Causal multi-head self-attention over qkv (B, T, 3C) laid out [q | k | v], heads contiguous in each.
 // att (B, H, T, T): softmax probabilities (row t: s <= t, zero beyond). mask (B, H, T, T) or nullptr:
 // attention dropout, kept entries scaled by 1 / (1 - p).                  out (B, T, C)
-// Per (sequence, head) the products Q K^T, P V and their gradients run on the GEMM kernel.
+// Per (sequence, head): the forward is the runtime's prefill attention, attention_f32_queries
+// (kernels/attention.h) over the head's keys and values; the backward's four products run on the same
+// table kernels, scores_f32 and wsum_rows_f32.
 void attention_forward(const OpContext& ctx, float* out, float* att, const float* qkv, const uint8_t* mask,
                        float p_drop, size_t B, size_t T, size_t C, size_t H);
 // dqkv (B, T, 3C) = gradient (written).
