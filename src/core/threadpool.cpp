@@ -5,14 +5,7 @@
 
 #include <chrono>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define EMBER_CPU_RELAX() _mm_pause()
-#elif defined(__aarch64__) || defined(__arm__)
-#define EMBER_CPU_RELAX() __asm__ __volatile__("yield")
-#else
-#define EMBER_CPU_RELAX() ((void)0)
-#endif
+#include "kernels/cpu_relax.h"
 
 namespace ember {
 namespace {
@@ -34,7 +27,7 @@ bool spin_until(const Done& done, std::chrono::microseconds limit) {
       sched_yield();
       if (limit.count() > 0 && std::chrono::steady_clock::now() - t0 > limit) return false;
     } else {
-      EMBER_CPU_RELAX();
+      cpu_relax();
     }
   }
 }

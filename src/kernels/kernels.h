@@ -93,6 +93,15 @@ struct Kernels {
   void (*gelu_tanh_backward_f32)(float* dinp, const float* dout, const float* inp, const float* out, size_t n);
   void (*gelu_erf_backward_f32)(float* dinp, const float* dout, const float* inp, const float* out, size_t n);
   void (*relu_backward_f32)(float* dinp, const float* dout, const float* inp, const float* out, size_t n);
+
+  // f32 GEMM micro-kernel (training's gradient products; kernels/gemm_f32.h packs and drives it): a tile of
+  // mr <= 6 rows and nr <= 16 columns of C over a depth block of kc, B packed as a 16-column panel
+  // (b[p * 16 + j], columns nr..15 zero-padded), A strided (a[r * rs + p * cs]). Per element, exactly:
+  //   t = +0;  for p = 0 .. kc-1: t = fma(a(r, p), b[p * 16 + j], t);  if (bias) t = t + bias[j];
+  //   c[r * ldc + j] = acc ? c[r * ldc + j] + t : t
+  // so every implementation returns the same bits. Writes only the mr x nr tile.
+  void (*gemm_f32_tile)(size_t mr, size_t nr, size_t kc, const float* a, size_t rs, size_t cs, const float* b,
+                        float* c, size_t ldc, bool acc, const float* bias);
 };
 
 // log(sum_i exp(x[i])) over n >= 1 finite elements, max-subtracted, in double: the one log-sum-exp of the

@@ -4,7 +4,8 @@
 #include <cstring>
 
 #include "kernels/attention.h"
-#include "train/gemm_f32.h"
+#include "kernels/gemm_f32.h"
+#include "kernels/xnn/linear_xnn.h"
 #include "train/train_util.h"
 
 namespace ember {
@@ -112,25 +113,25 @@ void layernorm_backward(const OpContext& ctx, float* dinp, bool accumulate, floa
 
 // ---- linear ---------------------------------------------------------------------------------------------
 
-void pack_linear_weight(const float* w, size_t IC, size_t OC, float* w_packed, float* w_packed_dx) {
-  gemm_pack_b(IC, OC, MatRef{w, 1, IC}, w_packed);
-  if (w_packed_dx) gemm_pack_b(OC, IC, MatRef{w, IC, 1}, w_packed_dx);
+void pack_linear_weight(const float* w, size_t IC, size_t OC, float* w_packed_dx) {
+  gemm_pack_b(OC, IC, MatRef{w, IC, 1}, w_packed_dx);
 }
 
-void linear_forward(const OpContext& ctx, float* out, const float* inp, const float* w, const float* b, size_t N,
-                    size_t IC, size_t OC, const float* w_packed) {
-  if (w_packed) gemm_f32_packed(ctx.pool, N, OC, IC, MatRef{inp, IC, 1}, w_packed, b, out, OC, false);
-  else gemm_f32(ctx.pool, N, OC, IC, MatRef{inp, IC, 1}, MatRef{w, 1, IC}, b, out, OC, false, ctx.pack);
+Status linear_forward(const OpContext& ctx, float* out, const float* inp, const float* w, const float* b, size_t N,
+                      size_t IC, size_t OC) {
+  EMBER_ASSIGN_OR_RETURN(LinearF32 op, LinearF32::create(w, b, IC, OC, "trainer: linear layer"));
+  return op.run(N, inp, out, ctx.pool ? ctx.pool->xnnpack_pool() : nullptr);
 }
 
 void linear_backward(const OpContext& ctx, float* dinp, bool accumulate, float* dw, float* db, const float* dout,
                      const float* inp, const float* w, size_t N, size_t IC, size_t OC, const float* w_packed_dx) {
+  const Kernels& K = *ctx.K;
   if (dinp) {
-    if (w_packed_dx) gemm_f32_packed(ctx.pool, N, IC, OC, MatRef{dout, OC, 1}, w_packed_dx, nullptr, dinp, IC, accumulate);
-    else gemm_f32(ctx.pool, N, IC, OC, MatRef{dout, OC, 1}, MatRef{w, IC, 1}, nullptr, dinp, IC, accumulate, ctx.pack);
+    if (w_packed_dx) gemm_f32_packed(ctx.pool, K, N, IC, OC, MatRef{dout, OC, 1}, w_packed_dx, nullptr, dinp, IC, accumulate);
+    else gemm_f32(ctx.pool, K, N, IC, OC, MatRef{dout, OC, 1}, MatRef{w, IC, 1}, nullptr, dinp, IC, accumulate, ctx.pack);
   }
   // dW rows are output channels; the bias gradient (row sums of dout^T) comes with them.
-  gemm_f32(ctx.pool, OC, IC, N, MatRef{dout, 1, OC}, MatRef{inp, IC, 1}, nullptr, dw, IC, true, ctx.pack, db);
+  gemm_f32(ctx.pool, K, OC, IC, N, MatRef{dout, 1, OC}, MatRef{inp, IC, 1}, nullptr, dw, IC, true, ctx.pack, db);
 }
 
 // ---- attention ------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // Float ops of the GPT as forward/backward pairs (llm.c style), the building blocks of train::Trainer.
 // Layer norm, activations, softmax and residual adds run on the same kernel table (kernels/kernels.h)
-// as the runtime session, attention on the runtime's f32 attention (kernels/attention.h); the linear
-// layers' products run on gemm_f32.h. The runtime reproduces the trainer's logits to ~2e-7.
+// as the runtime session, attention on the runtime's f32 attention (kernels/attention.h), the linear
+// layers' forward on the runtime's XNNPACK operator: the float runtime reproduces the trainer's logits
+// bit for bit. The gradient products run on the table's f32 GEMM (kernels/gemm_f32.h).
 //
 // Conventions: N = B * T rows (tokens), row-major activations; weights [out, in]; `d*` are gradients.
 // Parameter gradients are always accumulated (+=), so gradient accumulation over micro-batches and the
@@ -16,6 +17,7 @@
 
 #include "core/threadpool.h"
 #include "ember/config.h"
+#include "ember/status.h"
 #include "kernels/kernels.h"
 
 namespace ember {
@@ -24,8 +26,8 @@ namespace train {
 struct OpContext {
   ThreadPool* pool = nullptr;
   const Kernels* K = nullptr;
-  float* pack = nullptr;     // GEMM packing scratch: gemm_pack_floats(k, n) of every product run without
-                             // pre-packed operands (dW: k = rows, n = in)
+  float* pack = nullptr;     // GEMM packing scratch: gemm_pack_floats(k, n) of every gradient product run
+                             // without pre-packed operands (dW: k = rows, n = in)
   float* scratch = nullptr;  // layernorm_backward_scratch_floats / attention_scratch_floats of the calls
 };
 
@@ -43,15 +45,18 @@ void layernorm_backward(const OpContext& ctx, float* dinp, bool accumulate, floa
                         const float* inp, const float* g, const float* mean, const float* rstd, size_t N, size_t C);
 size_t layernorm_backward_scratch_floats(size_t N, size_t C);
 
-// out (N, OC) = inp (N, IC) w^T + b;  w (OC, IC), b (OC) or nullptr. w_packed: w^T packed by
-// gemm_pack_b (see pack_linear_weight), or nullptr to pack into ctx.pack on the fly.
-void linear_forward(const OpContext& ctx, float* out, const float* inp, const float* w, const float* b, size_t N,
-                    size_t IC, size_t OC, const float* w_packed = nullptr);
-// Packs w (OC, IC) as the forward's B operand (w^T: gemm_pack_floats(IC, OC) floats) and, when
-// w_packed_dx is given, as the input gradient's (w: gemm_pack_floats(OC, IC) floats).
-void pack_linear_weight(const float* w, size_t IC, size_t OC, float* w_packed, float* w_packed_dx);
-// dinp (N, IC) [+]= dout w (skipped when dinp is nullptr); dw += dout^T inp; db += column sums of dout.
-// w_packed_dx: w packed by pack_linear_weight, or nullptr to pack into ctx.pack. dW packs inp into ctx.pack.
+// out (N, OC) = inp (N, IC) w^T + b;  w (OC, IC), b (OC) or nullptr. XNNPACK's fully-connected
+// operator, as the runtime's float linear layers (kernels/xnn/linear_xnn.h): created per call, so it
+// packs w right before the run that reads it (operators packed once per step would be needed once per
+// data-parallel shard, an operator binding its buffers when it runs: measured 20% slower on nanoGPT's
+// step, the packed copies falling out of cache). Fails only when XNNPACK cannot allocate.
+Status linear_forward(const OpContext& ctx, float* out, const float* inp, const float* w, const float* b, size_t N,
+                      size_t IC, size_t OC);
+// Packs w (OC, IC) as the input gradient's B operand (gemm_pack_floats(OC, IC) floats).
+void pack_linear_weight(const float* w, size_t IC, size_t OC, float* w_packed_dx);
+// dinp (N, IC) [+]= dout w (skipped when dinp is nullptr); dw += dout^T inp; db += column sums of dout,
+// on kernels/gemm_f32.h. w_packed_dx: w packed by pack_linear_weight, or nullptr to pack into ctx.pack.
+// dW packs inp into ctx.pack.
 void linear_backward(const OpContext& ctx, float* dinp, bool accumulate, float* dw, float* db, const float* dout,
                      const float* inp, const float* w, size_t N, size_t IC, size_t OC,
                      const float* w_packed_dx = nullptr);

@@ -25,7 +25,7 @@
 #include "core/visibility.h"
 #include "ember/io.h"
 #include "kernels/kernels.h"
-#include "train/gemm_f32.h"
+#include "kernels/gemm_f32.h"
 #include "train/ops.h"
 
 namespace ember {
@@ -169,12 +169,11 @@ struct EMBER_HIDDEN Trainer::Impl {
   uint8_t* emb_mask = nullptr;
   float *dres = nullptr, *dtmp = nullptr, *dln = nullptr, *dproj = nullptr, *datty = nullptr, *dqkv = nullptr,
         *dfc = nullptr, *dlogits = nullptr;
-  // The forward's weight operands (W^T in GEMM panels), packed once per optimizer step.
+  // The input gradients' weight operands (W in GEMM panels), packed once per optimizer step.
   struct Packed {
-    size_t w;    // parameter offset of the weight
+    size_t w;  // parameter offset of the weight
     size_t in, out;
-    float* p;    // W^T for the forward
-    float* dx;   // W for the input gradient
+    float* dx;
   };
   std::vector<Packed> wpacked;  // per layer: qkv, proj, fc, mlp proj; then the LM head
   Block<float> wpack;
@@ -202,9 +201,9 @@ struct EMBER_HIDDEN Trainer::Impl {
     c.pool = shards_now() == 1 ? pool.get() : nullptr;
     return c;
   }
-  void shard_forward(size_t s, uint64_t fwd);
+  Status shard_forward(size_t s, uint64_t fwd);
   void shard_backward(size_t s, float scale);
-  const float* packed(size_t i) const { return wpacked[i].p; }
+  std::vector<Status> shard_status;  // per shard, of the last forward
   const float* packed_dx(size_t i) const { return wpacked[i].dx; }
   void pack_weights();
 
@@ -322,11 +321,11 @@ Status Trainer::Impl::init(const ModelConfig& c, const TrainOptions& o) {
   EMBER_RETURN_IF_ERROR(cls_loss.allocate(Bmax, "class losses"));
   EMBER_RETURN_IF_ERROR(labels.allocate(Bmax, "labels"));
   EMBER_RETURN_IF_ERROR(last.allocate(Bmax, "last positions"));
-  // Packed forward weights.
+  // Packed input-gradient weights.
   size_t packed_total = 0;
   auto add_packed = [&](size_t w, size_t in, size_t out) {
-    wpacked.push_back({w, in, out, nullptr, nullptr});
-    packed_total += (train::gemm_pack_floats(in, out) + 15) / 16 * 16 + (train::gemm_pack_floats(out, in) + 15) / 16 * 16;
+    wpacked.push_back({w, in, out, nullptr});
+    packed_total += (gemm_pack_floats(out, in) + 15) / 16 * 16;
   };
   for (const LayerOffsets& o : lo) {
     add_packed(o.wqkv, C, 3 * C);
@@ -338,10 +337,8 @@ Status Trainer::Impl::init(const ModelConfig& c, const TrainOptions& o) {
   EMBER_RETURN_IF_ERROR(wpack.allocate(packed_total, "packed weights"));
   size_t pat = 0;
   for (Packed& pk : wpacked) {
-    pk.p = wpack.p + pat;
-    pat += (train::gemm_pack_floats(pk.in, pk.out) + 15) / 16 * 16;
     pk.dx = wpack.p + pat;
-    pat += (train::gemm_pack_floats(pk.out, pk.in) + 15) / 16 * 16;
+    pat += (gemm_pack_floats(pk.out, pk.in) + 15) / 16 * 16;
   }
   EMBER_RETURN_IF_ERROR(norm_parts.allocate((n_params + kChunk - 1) / kChunk, "norm partial sums"));
   // Shards: scratch for at most ceil(batch / S) sequences each; gradient blocks for shards 1..S-1.
@@ -350,7 +347,7 @@ Status Trainer::Impl::init(const ModelConfig& c, const TrainOptions& o) {
   const size_t seqs = (Bmax + S - 1) / S, rows = seqs * Tmax;
   const size_t scratch_n = (std::max(train::layernorm_backward_scratch_floats(rows, C),
                                      train::attention_scratch_floats(seqs, Tmax, C, H)) + 15) / 16 * 16;
-  const size_t pack_n = (train::gemm_pack_floats(rows, std::max(C, F)) + 15) / 16 * 16;
+  const size_t pack_n = (gemm_pack_floats(rows, std::max(C, F)) + 15) / 16 * 16;
   EMBER_RETURN_IF_ERROR(shard_scratch.allocate(S * (scratch_n + pack_n), "shard scratch"));
   EMBER_RETURN_IF_ERROR(shard_grads.allocate((S - 1) * n_params, "shard gradients"));
   for (size_t i = 0; i < S; ++i) {
@@ -360,13 +357,14 @@ Status Trainer::Impl::init(const ModelConfig& c, const TrainOptions& o) {
     c.pack = c.scratch + scratch_n;
     sctx.push_back(c);
   }
+  shard_status.resize(S);
   return Status::Ok();
 }
 
 void Trainer::Impl::pack_weights() {
   parallel_for(pool.get(), wpacked.size(), [this](size_t i) {
     const Packed& pk = wpacked[i];
-    train::pack_linear_weight(params.p + pk.w, pk.in, pk.out, pk.p, pk.dx);
+    train::pack_linear_weight(params.p + pk.w, pk.in, pk.out, pk.dx);
   });
   packed_dirty = false;
 }
@@ -432,7 +430,12 @@ Status Trainer::Impl::forward(const int32_t* tokens, const int32_t* targets, siz
   const uint64_t fwd = forwards;
   if (training) ++forwards;
   if (packed_dirty) pack_weights();
-  parallel_for(pool.get(), shards_now(), [this, fwd](size_t s) { shard_forward(s, fwd); });
+  parallel_for(pool.get(), shards_now(), [this, fwd](size_t s) { shard_status[s] = shard_forward(s, fwd); });
+  for (size_t s = 0; s < shards_now(); ++s)
+    if (!shard_status[s].ok()) {
+      backward_done = true;  // nothing to differentiate
+      return shard_status[s];
+    }
   // The mean over counted rows, summed in row order: the same for any sharding.
   *loss = 0.0f;
   count = 0;
@@ -460,10 +463,10 @@ Status Trainer::Impl::forward(const int32_t* tokens, const int32_t* targets, siz
   return Status::Ok();
 }
 
-void Trainer::Impl::shard_forward(size_t s, uint64_t fwd) {
+Status Trainer::Impl::shard_forward(size_t s, uint64_t fwd) {
   size_t b0, nb;
   shard_seqs(s, &b0, &nb);
-  if (nb == 0) return;
+  if (nb == 0) return Status::Ok();
   const train::OpContext ctx = shard_ctx(s);
   const size_t r0 = b0 * T, N = nb * T, a0 = b0 * H * T * T;
   const float pd = opts.dropout;
@@ -491,13 +494,13 @@ void Trainer::Impl::shard_forward(size_t s, uint64_t fwd) {
     const LayerActs a = la[l].rows(r0, a0, C, F);
     if (pre) {
       train::layernorm_forward(ctx, a.ln1, a.ln1_mean, a.ln1_rstd, x, P(o.ln1g), P(o.ln1b), N, C, eps);
-      train::linear_forward(ctx, a.qkv, a.ln1, P(o.wqkv), P(o.bqkv), N, C, 3 * C, packed(4 * l));
+      EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.qkv, a.ln1, P(o.wqkv), P(o.bqkv), N, C, 3 * C));
     } else {
-      train::linear_forward(ctx, a.qkv, x, P(o.wqkv), P(o.bqkv), N, C, 3 * C, packed(4 * l));
+      EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.qkv, x, P(o.wqkv), P(o.bqkv), N, C, 3 * C));
     }
     if (dropped) train::dropout_mask(a.att_mask, nb * H * T * T, pd, train::dropout_key(opts.seed, fwd, 1 + 3 * l), a0);
     train::attention_forward(ctx, a.atty, a.att, a.qkv, dropped ? a.att_mask : nullptr, pd, nb, T, C, H);
-    train::linear_forward(ctx, a.res1, a.atty, P(o.wo), P(o.bo), N, C, C, packed(4 * l + 1));
+    EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.res1, a.atty, P(o.wo), P(o.bo), N, C, C));
     if (dropped) drop(a.res1, a.res1_mask, N * C, 2 + 3 * l, r0 * C);
     K->add_f32(x, a.res1, N * C);
     const float* mlp_in;
@@ -508,9 +511,9 @@ void Trainer::Impl::shard_forward(size_t s, uint64_t fwd) {
       train::layernorm_forward(ctx, a.ln1, a.ln1_mean, a.ln1_rstd, a.res1, P(o.ln1g), P(o.ln1b), N, C, eps);
       mlp_in = a.ln1;
     }
-    train::linear_forward(ctx, a.fch, mlp_in, P(o.wfc), P(o.bfc), N, C, F, packed(4 * l + 2));
+    EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.fch, mlp_in, P(o.wfc), P(o.bfc), N, C, F));
     train::activation_forward(ctx, cfg.activation, a.fcg, a.fch, N * F);
-    train::linear_forward(ctx, a.res2, a.fcg, P(o.wp), P(o.bp), N, F, C, packed(4 * l + 3));
+    EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.res2, a.fcg, P(o.wp), P(o.bp), N, F, C));
     if (dropped) drop(a.res2, a.res2_mask, N * C, 3 + 3 * l, r0 * C);
     K->add_f32(pre ? a.res1 : a.ln1, a.res2, N * C);
     if (!pre) train::layernorm_forward(ctx, a.ln2, a.ln2_mean, a.ln2_rstd, a.res2, P(o.ln2g), P(o.ln2b), N, C, eps);
@@ -522,7 +525,7 @@ void Trainer::Impl::shard_forward(size_t s, uint64_t fwd) {
     h = lnf;
   }
   // The LM head runs unless this is a classification-only forward (a GPT vocabulary makes it costly).
-  if (!classify || has_targets) train::linear_forward(ctx, logits, h, P(lm), nullptr, N, C, V, packed(4 * L));
+  if (!classify || has_targets) EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, logits, h, P(lm), nullptr, N, C, V));
   if (has_targets) {
     size_t n = 0;
     (void)train::crossentropy_forward(ctx, probs, row_loss.p + r0, logits, tgt, N, V, &n);
@@ -539,6 +542,7 @@ void Trainer::Impl::shard_forward(size_t s, uint64_t fwd) {
       cls_loss.p[b] = log_sum_exp_f32(z, NC) - z[labels.p[b]];
     }
   }
+  return Status::Ok();
 }
 
 Status Trainer::Impl::backward(float scale) {

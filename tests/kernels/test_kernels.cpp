@@ -24,6 +24,7 @@
 
 #include "core/threadpool.h"
 #include "kernels/attention.h"
+#include "kernels/gemm_f32.h"
 #include "kernels/gemm_q8.h"
 #include "kernels/kernels.h"
 #if defined(__x86_64__)
@@ -156,6 +157,7 @@ TEST_CASE("dispatch: the best SIMD table of this CPU runs (avxvnni / avx2 on x86
     CHECK((K->quantize_rows_q8 != ref().quantize_rows_q8));
     CHECK((K->softmax_f32 != ref().softmax_f32));
     CHECK((K->layernorm_f32 != ref().layernorm_f32));
+    CHECK((K->gemm_f32_tile != ref().gemm_f32_tile));
   }
 }
 
@@ -1073,4 +1075,87 @@ TEST_CASE("attention_q8 gives the same bits on every ISA: avx2 = neon = neondot 
     MESSAGE(kname << " attention_q8 digest: " << buf);
     CHECK(h.h == want);
   }
+}
+
+TEST_CASE("gemm_f32_tile: every SIMD table gives the reference's bits (every tile height and width, bias, accumulate)") {
+  std::mt19937 rng(31);
+  for (const Kernels* K : ember::simd_kernels()) {
+    CAPTURE(std::string(K->name));
+    for (size_t kc : {0, 1, 2, 7, 64, 255, 256}) {
+      const std::vector<float> a = randn(6 * 300, rng), b = randn(256 * 16, rng), bias = randn(16, rng);
+      for (size_t mr = 1; mr <= 6; ++mr)
+        for (size_t nr = 1; nr <= 16; ++nr)
+          for (int mode = 0; mode < 4; ++mode) {
+            CAPTURE(kc); CAPTURE(mr); CAPTURE(nr); CAPTURE(mode);
+            const bool acc = mode & 1;
+            const float* bi = (mode & 2) ? bias.data() : nullptr;
+            // A strided both ways (rows 300 apart, or columns 6 apart); C with a margin that must stay.
+            const size_t rs = (mode & 1) ? 1 : 300, cs = (mode & 1) ? 6 : 1, ldc = 19;
+            std::vector<float> c0 = randn(6 * ldc, rng), want = c0, got = c0;
+            ref().gemm_f32_tile(mr, nr, kc, a.data(), rs, cs, b.data(), want.data(), ldc, acc, bi);
+            K->gemm_f32_tile(mr, nr, kc, a.data(), rs, cs, b.data(), got.data(), ldc, acc, bi);
+            REQUIRE(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+            for (size_t r = 0; r < 6; ++r)
+              for (size_t j = 0; j < ldc; ++j)
+                if (r >= mr || j >= nr) REQUIRE(same_bits(got[r * ldc + j], c0[r * ldc + j]));
+          }
+    }
+  }
+}
+
+TEST_CASE("gemm_f32 (training's gradient products): every strided form against float64, with tails; the same bits "
+          "at 1 and 2 threads and on every table") {
+  std::mt19937 rng(7);
+  ember::ThreadPool p1(1), p2(2);
+  double worst = 0;
+  const size_t shapes[][3] = {{1, 1, 1}, {5, 17, 3}, {6, 16, 8}, {13, 33, 300}, {64, 48, 16}, {7, 65, 129}, {50, 20, 513}};
+  for (auto& sh : shapes) {
+    const size_t m = sh[0], n = sh[1], k = sh[2];
+    CAPTURE(m); CAPTURE(n); CAPTURE(k);
+    std::vector<float> a = randn(m * k, rng), b = randn(k * n, rng), bias = randn(n, rng);
+    std::vector<float> pack(ember::gemm_pack_floats(k, n));
+    // A row-major / column-major, B row-major / column-major: the forms linear_backward uses and more.
+    for (int form = 0; form < 4; ++form) {
+      const ember::MatRef A = (form & 1) ? ember::MatRef{a.data(), 1, m} : ember::MatRef{a.data(), k, 1};
+      const ember::MatRef Bm = (form & 2) ? ember::MatRef{b.data(), 1, k} : ember::MatRef{b.data(), n, 1};
+      for (int acc = 0; acc < 2; ++acc) {
+        CAPTURE(form); CAPTURE(acc);
+        const std::vector<float> c0 = randn(m * n, rng);
+        std::vector<float> want = c0;
+        ember::gemm_f32_ref(m, n, k, A, Bm, acc ? nullptr : bias.data(), want.data(), n, acc);
+        std::vector<float> first;
+        for (const Kernels* K : simd_and_ref())
+          for (ember::ThreadPool* pool : {&p1, &p2})
+            for (int packed = 0; packed < 2; ++packed) {
+              CAPTURE(std::string(K->name)); CAPTURE(pool->n_threads()); CAPTURE(packed);
+              std::vector<float> c = c0, rowsum(m, 1.0f);
+              if (packed) {
+                ember::gemm_pack_b(k, n, Bm, pack.data());
+                ember::gemm_f32_packed(pool, *K, m, n, k, A, pack.data(), acc ? nullptr : bias.data(), c.data(), n, acc != 0,
+                                       rowsum.data());
+              } else {
+                ember::gemm_f32(pool, *K, m, n, k, A, Bm, acc ? nullptr : bias.data(), c.data(), n, acc != 0, pack.data(),
+                                rowsum.data());
+              }
+              if (first.empty()) first = c;
+              REQUIRE(std::memcmp(first.data(), c.data(), c.size() * sizeof(float)) == 0);
+              for (size_t i = 0; i < m; ++i) {
+                double s = 1.0, mag = 1.0;
+                for (size_t p = 0; p < k; ++p) s += A.p[i * A.rs + p * A.cs], mag += std::fabs(A.p[i * A.rs + p * A.cs]);
+                REQUIRE(std::fabs(rowsum[i] - s) <= 1e-6 * (k + 1) * mag);
+              }
+            }
+        // f32 accumulation: |error| <= (k + 2) u sum |terms|, checked as 1e-6 sqrt(k + 1) of the magnitude.
+        for (size_t i = 0; i < m; ++i)
+          for (size_t j = 0; j < n; ++j) {
+            double mag = std::fabs(c0[i * n + j]) + (acc ? 0 : std::fabs(bias[j]));
+            for (size_t p = 0; p < k; ++p) mag += std::fabs(A.p[i * A.rs + p * A.cs] * Bm.p[p * Bm.rs + j * Bm.cs]);
+            const double e = std::fabs(first[i * n + j] - want[i * n + j]) / mag;
+            worst = std::max(worst, e);
+            REQUIRE(e < 1e-6 * std::sqrt(double(k) + 1));
+          }
+      }
+    }
+  }
+  MESSAGE("gemm_f32: worst error / sum |terms| = " << worst);
 }

@@ -400,7 +400,8 @@ const Kernels& avx2_kernels() {
                             softmax_avx2, dot_avx2,       axpy_avx2,             add_avx2,      quantize_rows_q8_avx2,
                             gemm_q8_avx2, gemm_q8_tile_avx2, wsum_rows_q8_avx2,
                             scores_f32_avx2, wsum_rows_f32_avx2,
-                            gelu_tanh_backward_avx2, gelu_erf_backward_avx2, reference_kernels().relu_backward_f32};
+                            gelu_tanh_backward_avx2, gelu_erf_backward_avx2, reference_kernels().relu_backward_f32,
+                            gemm_f32_tile_avx2};
   return k;
 }
 

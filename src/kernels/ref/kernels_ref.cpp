@@ -141,6 +141,18 @@ void relu_backward_ref(float* dinp, const float* dout, const float* inp, const f
   for (size_t i = 0; i < n; ++i) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
+void gemm_f32_tile_ref(size_t mr, size_t nr, size_t kc, const float* a, size_t rs, size_t cs, const float* b, float* c,
+                       size_t ldc, bool acc, const float* bias) {
+  for (size_t r = 0; r < mr; ++r)
+    for (size_t j = 0; j < nr; ++j) {
+      float t = 0.0f;
+      for (size_t p = 0; p < kc; ++p) t = std::fma(a[r * rs + p * cs], b[p * 16 + j], t);
+      if (bias) t = t + bias[j];
+      float* o = c + r * ldc + j;
+      *o = acc ? *o + t : t;
+    }
+}
+
 }  // namespace
 
 double log_sum_exp_f32(const float* x, size_t n) {
@@ -156,7 +168,8 @@ const Kernels& reference_kernels() {
                             softmax_ref, dot_ref,       axpy_ref,             add_ref,      quantize_rows_q8_ref,
                             gemm_q8_ref, gemm_q8_tile_ref, wsum_rows_q8_ref,
                             scores_f32_ref, wsum_rows_f32_ref,
-                            gelu_tanh_backward_ref, gelu_erf_backward_ref, relu_backward_ref};
+                            gelu_tanh_backward_ref, gelu_erf_backward_ref, relu_backward_ref,
+                            gemm_f32_tile_ref};
   return k;
 }
 
