@@ -11,6 +11,7 @@
 #include "core/visibility.h"
 #include "kernels/attention.h"
 #include "kernels/kernels.h"
+#include "model/block.h"
 #include "model/model_impl.h"
 #include "session/state.h"
 
@@ -163,60 +164,65 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
                                                                        : K->relu_f32;
   const bool pre = c.norm == NormPlacement::kPreLN;
   const float eps = c.norm_eps;
-  auto layernorm = [&](const float* in, const float* g, const float* b, float* out, size_t rows) {
+  auto norm_rows = [&](const float* in, const float* g, const float* b, float* out, size_t rows) {
     OpTimer timer(prof, kLayerNorm);
     layernorm_rows(*K, in, g, b, out, rows, C, eps);
   };
-  size_t layer = 0;
-  auto linear = [&](Op op, const Linear& lin, const float* in, float* out) {
-    Status st;
-    {
-      OpTimer timer(prof, op);
-      st = lin.run(B, in, out, tp, *K, xq.data(), xs.data());
+  // The block's steps (model/block.h) on the session's scratch: the residual stream stays in x (res2
+  // and ln2 overwrite it, x being read last by the residual add before them), res1 is tmp, both layer
+  // norms write xn except post-LN's ln_2, which normalizes x in place; the activation runs in place on ff.
+  struct Ops {
+    Impl& s;
+    const LayerWeights* W;
+    size_t layer, B;
+    void (*act)(float*, size_t);
+    decltype(norm_rows)& ln;
+    void layernorm(BlockNorm which, const float* in, float* out) {
+      const bool one = which == BlockNorm::kLn1;
+      ln(in, one ? W->ln_1_g : W->ln_2_g, one ? W->ln_1_b : W->ln_2_b, out, B);
     }
-    if (tap && st.ok()) tap(LinearTap{kOpNames[op], layer, in, out, B, lin.in, lin.out});
-    return st;
+    Status linear(BlockLinear which, const float* in, float* out) {
+      static const Op kOps[] = {kQkv, kAttnProj, kMlpFc, kMlpProj};
+      const Op op = kOps[static_cast<int>(which)];
+      const Linear& lin = which == BlockLinear::kQkv       ? W->attn_qkv
+                          : which == BlockLinear::kAttnProj ? W->attn_proj
+                          : which == BlockLinear::kMlpFc    ? W->mlp_fc
+                                                            : W->mlp_proj;
+      Status st;
+      {
+        OpTimer timer(s.prof, op);
+        st = lin.run(B, in, out, s.pool.get(), *s.K, s.xq.data(), s.xs.data());
+      }
+      if (s.tap && st.ok()) s.tap(LinearTap{kOpNames[op], layer, in, out, B, lin.in, lin.out});
+      return st;
+    }
+    Status attention(const float*, float*) {  // reads s.qkv, writes s.att (the buffers given)
+      OpTimer timer(s.prof, kAttention);
+      s.attention(layer, B);
+      return Status::Ok();
+    }
+    void activation(const float* in, float* out) {
+      OpTimer timer(s.prof, kAct);
+      if (out != in) std::memcpy(out, in, B * s.F * sizeof(float));
+      act(out, B * s.F);
+    }
+    void dropout(BlockDropout, float*) {}
+    void add(const float* x, float* y) {
+      OpTimer timer(s.prof, kResidual);
+      s.K->add_f32(x, y, B * s.C);
+    }
   };
-  auto residual = [&]() {
-    OpTimer timer(prof, kResidual);
-    K->add_f32(tmp.data(), x.data(), B * C);
-  };
-  for (size_t l = 0; l < L; ++l, ++layer) {
-    const LayerWeights& W = M->layers[l];
-    // Attention sub-layer: pre-LN x += attn(LN(x)); post-LN x = LN(x + attn(x)).
-    const float* a_in = x.data();
-    if (pre) {
-      layernorm(x.data(), W.ln_1_g, W.ln_1_b, xn.data(), B);
-      a_in = xn.data();
-    }
-    EMBER_RETURN_IF_ERROR(linear(kQkv, W.attn_qkv, a_in, qkv.data()));
-    {
-      OpTimer timer(prof, kAttention);
-      attention(l, B);
-    }
-    EMBER_RETURN_IF_ERROR(linear(kAttnProj, W.attn_proj, att.data(), tmp.data()));
-    residual();
-    if (!pre) layernorm(x.data(), W.ln_1_g, W.ln_1_b, x.data(), B);
-    // Feed-forward sub-layer, same placement.
-    const float* f_in = x.data();
-    if (pre) {
-      layernorm(x.data(), W.ln_2_g, W.ln_2_b, xn.data(), B);
-      f_in = xn.data();
-    }
-    EMBER_RETURN_IF_ERROR(linear(kMlpFc, W.mlp_fc, f_in, ff.data()));
-    {
-      OpTimer timer(prof, kAct);
-      act(ff.data(), B * F);
-    }
-    EMBER_RETURN_IF_ERROR(linear(kMlpProj, W.mlp_proj, ff.data(), tmp.data()));
-    residual();
-    if (!pre) layernorm(x.data(), W.ln_2_g, W.ln_2_b, x.data(), B);
+  for (size_t l = 0; l < L; ++l) {
+    Ops ops{*this, &M->layers[l], l, B, act, norm_rows};
+    float* xb = x.data();  // the block's input and output
+    EMBER_RETURN_IF_ERROR(block_forward(
+        ops, pre, BlockBuffers{xb, xn.data(), qkv.data(), att.data(), tmp.data(), pre ? xn.data() : xb, ff.data(), ff.data(), xb}));
   }
   // Heads read the final hidden states: after ln_f (pre-LN) or the last block's LN (post-LN).
   const float* hs = x.data();
   if (pre) {
     const size_t first = (each != nullptr) ? 0 : B - 1;  // only the rows the heads will read
-    layernorm(x.data() + first * C, M->ln_f_g, M->ln_f_b, xn.data() + first * C, B - first);
+    norm_rows(x.data() + first * C, M->ln_f_g, M->ln_f_b, xn.data() + first * C, B - first);
     hs = xn.data();
   }
   std::memcpy(hidden.data(), hs + (B - 1) * C, C * sizeof(float));

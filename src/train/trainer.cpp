@@ -26,6 +26,7 @@
 #include "ember/io.h"
 #include "kernels/kernels.h"
 #include "kernels/gemm_f32.h"
+#include "model/block.h"
 #include "train/ops.h"
 
 namespace ember {
@@ -488,40 +489,55 @@ Status Trainer::Impl::shard_forward(size_t s, uint64_t fwd) {
   train::embedding_forward(encoded, tok, P(wte), P(wpe), nb, T, C);
   if (dropped) drop(encoded, emb_mask + r0 * C, N * C, 0, r0 * C);
   const float* x = encoded;
-  const float eps = cfg.norm_eps;
+  // The block's steps on the trainer's buffers (model/block.h), keeping what the backward needs.
+  struct Ops {
+    Trainer::Impl& I;
+    const train::OpContext& ctx;
+    const LayerOffsets* o;
+    LayerActs a;
+    size_t l, N, nb, a0, first;  // first: index of the shard's first element in the batch's (N, C) rows
+    uint64_t fwd;
+    void layernorm(BlockNorm which, const float* in, float* out) {
+      const bool one = which == BlockNorm::kLn1;
+      train::layernorm_forward(ctx, out, one ? a.ln1_mean : a.ln2_mean, one ? a.ln1_rstd : a.ln2_rstd, in,
+                               I.P(one ? o->ln1g : o->ln2g), I.P(one ? o->ln1b : o->ln2b), N, I.C, I.cfg.norm_eps);
+    }
+    Status linear(BlockLinear which, const float* in, float* out) {
+      const size_t C = I.C, F = I.F;
+      switch (which) {
+        case BlockLinear::kQkv: return train::linear_forward(ctx, out, in, I.P(o->wqkv), I.P(o->bqkv), N, C, 3 * C);
+        case BlockLinear::kAttnProj: return train::linear_forward(ctx, out, in, I.P(o->wo), I.P(o->bo), N, C, C);
+        case BlockLinear::kMlpFc: return train::linear_forward(ctx, out, in, I.P(o->wfc), I.P(o->bfc), N, C, F);
+        case BlockLinear::kMlpProj: return train::linear_forward(ctx, out, in, I.P(o->wp), I.P(o->bp), N, F, C);
+      }
+      return internal_error("trainer: unknown linear layer");
+    }
+    Status attention(const float* qkv, float* out) {
+      const float pd = I.opts.dropout;
+      if (I.dropped)
+        train::dropout_mask(a.att_mask, nb * I.H * I.T * I.T, pd, train::dropout_key(I.opts.seed, fwd, 1 + 3 * l), a0);
+      train::attention_forward(ctx, out, a.att, qkv, I.dropped ? a.att_mask : nullptr, pd, nb, I.T, I.C, I.H);
+      return Status::Ok();
+    }
+    void activation(const float* in, float* out) { train::activation_forward(ctx, I.cfg.activation, out, in, N * I.F); }
+    void dropout(BlockDropout site, float* x) {
+      if (!I.dropped) return;
+      const bool attn = site == BlockDropout::kAttnOut;
+      uint8_t* mask = attn ? a.res1_mask : a.res2_mask;
+      train::dropout_mask(mask, N * I.C, I.opts.dropout, train::dropout_key(I.opts.seed, fwd, (attn ? 2 : 3) + 3 * l), first);
+      train::dropout_apply(x, mask, N * I.C, I.opts.dropout);
+    }
+    void add(const float* x, float* y) { I.K->add_f32(x, y, N * I.C); }
+  };
   for (size_t l = 0; l < L; ++l) {
-    const LayerOffsets& o = lo[l];
     const LayerActs a = la[l].rows(r0, a0, C, F);
-    if (pre) {
-      train::layernorm_forward(ctx, a.ln1, a.ln1_mean, a.ln1_rstd, x, P(o.ln1g), P(o.ln1b), N, C, eps);
-      EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.qkv, a.ln1, P(o.wqkv), P(o.bqkv), N, C, 3 * C));
-    } else {
-      EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.qkv, x, P(o.wqkv), P(o.bqkv), N, C, 3 * C));
-    }
-    if (dropped) train::dropout_mask(a.att_mask, nb * H * T * T, pd, train::dropout_key(opts.seed, fwd, 1 + 3 * l), a0);
-    train::attention_forward(ctx, a.atty, a.att, a.qkv, dropped ? a.att_mask : nullptr, pd, nb, T, C, H);
-    EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.res1, a.atty, P(o.wo), P(o.bo), N, C, C));
-    if (dropped) drop(a.res1, a.res1_mask, N * C, 2 + 3 * l, r0 * C);
-    K->add_f32(x, a.res1, N * C);
-    const float* mlp_in;
-    if (pre) {
-      train::layernorm_forward(ctx, a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, P(o.ln2g), P(o.ln2b), N, C, eps);
-      mlp_in = a.ln2;
-    } else {
-      train::layernorm_forward(ctx, a.ln1, a.ln1_mean, a.ln1_rstd, a.res1, P(o.ln1g), P(o.ln1b), N, C, eps);
-      mlp_in = a.ln1;
-    }
-    EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.fch, mlp_in, P(o.wfc), P(o.bfc), N, C, F));
-    train::activation_forward(ctx, cfg.activation, a.fcg, a.fch, N * F);
-    EMBER_RETURN_IF_ERROR(train::linear_forward(ctx, a.res2, a.fcg, P(o.wp), P(o.bp), N, F, C));
-    if (dropped) drop(a.res2, a.res2_mask, N * C, 3 + 3 * l, r0 * C);
-    K->add_f32(pre ? a.res1 : a.ln1, a.res2, N * C);
-    if (!pre) train::layernorm_forward(ctx, a.ln2, a.ln2_mean, a.ln2_rstd, a.res2, P(o.ln2g), P(o.ln2b), N, C, eps);
+    Ops ops{*this, ctx, &lo[l], a, l, N, nb, a0, r0 * C, fwd};
+    EMBER_RETURN_IF_ERROR(block_forward(ops, pre, BlockBuffers{x, a.ln1, a.qkv, a.atty, a.res1, a.ln2, a.fch, a.fcg, a.res2}));
     x = a.out(pre);
   }
   const float* h = x;
   if (pre) {
-    train::layernorm_forward(ctx, lnf, lnf_mean, lnf_rstd, x, P(lnfg), P(lnfb), N, C, eps);
+    train::layernorm_forward(ctx, lnf, lnf_mean, lnf_rstd, x, P(lnfg), P(lnfb), N, C, cfg.norm_eps);
     h = lnf;
   }
   // The LM head runs unless this is a classification-only forward (a GPT vocabulary makes it costly).
