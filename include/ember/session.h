@@ -40,7 +40,8 @@ namespace ember {
 
 // What SessionOptions::linear_tap sees after each linear layer (calibration, debugging).
 struct LinearTap {
-  const char* name;  // "attn.qkv", "attn.proj", "mlp.fc", "mlp.proj" or "lm_head"
+  const char* name;  // its weight's tensor name without "h.N." and ".weight": "attn.c_attn", "attn.c_proj",
+                     // "mlp.c_fc", "mlp.c_proj"; or "lm_head"
   size_t layer;      // block index; n_layer for lm_head
   const float* x;    // (rows, in) input
   const float* y;    // (rows, out) output
@@ -84,7 +85,7 @@ struct SessionOptions {
 };
 
 struct OpProfile {
-  const char* op;   // "embed", "layernorm", "attn.qkv", "attention", "attn.proj", "mlp.fc", "act", ...
+  const char* op;   // "embed", "layernorm", "attn.c_attn", "attention", "attn.c_proj", "mlp.c_fc", "act", ...
   double seconds;   // total since create() or reset_profile()
   uint64_t calls;
 };

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "model/layer_tensors.h"
+
 namespace ember {
 
 const char* norm_placement_name(NormPlacement n) {
@@ -62,19 +64,8 @@ std::vector<TensorRequirement> required_tensors(const ModelConfig& c) {
   r.push_back({"wte", {V, C}});
   r.push_back({"wpe", {T, C}});
   for (uint32_t i = 0; i < c.n_layer; ++i) {
-    const std::string p = "h." + std::to_string(i) + ".";
-    r.push_back({p + "ln_1.weight", {C}});
-    r.push_back({p + "ln_1.bias", {C}});
-    r.push_back({p + "attn.c_attn.weight", {3 * C, C}});
-    r.push_back({p + "attn.c_attn.bias", {3 * C}});
-    r.push_back({p + "attn.c_proj.weight", {C, C}});
-    r.push_back({p + "attn.c_proj.bias", {C}});
-    r.push_back({p + "ln_2.weight", {C}});
-    r.push_back({p + "ln_2.bias", {C}});
-    r.push_back({p + "mlp.c_fc.weight", {F, C}});
-    r.push_back({p + "mlp.c_fc.bias", {F}});
-    r.push_back({p + "mlp.c_proj.weight", {C, F}});
-    r.push_back({p + "mlp.c_proj.bias", {C}});
+    for (size_t t = 0; t < kLayerTensors; ++t)
+      r.push_back({layer_tensor_name(i, static_cast<LayerTensor>(t)), layer_tensor_shape(static_cast<LayerTensor>(t), C, F)});
   }
   if (c.norm == NormPlacement::kPreLN) {
     r.push_back({"ln_f.weight", {C}});

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/hash.h"
+#include "model/layer_tensors.h"
 #include "model/model_impl.h"
 
 #include <algorithm>
@@ -146,16 +147,16 @@ Result<std::shared_ptr<const Model>> Model::Impl::load_verified(std::unique_ptr<
   const size_t C = c.n_embd, F = c.n_ff, V = c.n_vocab;
   I.layers.resize(c.n_layer);
   for (uint32_t l = 0; l < c.n_layer; ++l) {
-    const std::string p = "h." + std::to_string(l) + ".";
     LayerWeights& L = I.layers[l];
-    EMBER_ASSIGN_OR_RETURN(L.ln_1_g, I.f32(p + "ln_1.weight"));
-    EMBER_ASSIGN_OR_RETURN(L.ln_1_b, I.f32(p + "ln_1.bias"));
-    EMBER_ASSIGN_OR_RETURN(L.ln_2_g, I.f32(p + "ln_2.weight"));
-    EMBER_ASSIGN_OR_RETURN(L.ln_2_b, I.f32(p + "ln_2.bias"));
-    EMBER_ASSIGN_OR_RETURN(L.attn_qkv, I.linear(p + "attn.c_attn.weight", p + "attn.c_attn.bias", C, 3 * C));
-    EMBER_ASSIGN_OR_RETURN(L.attn_proj, I.linear(p + "attn.c_proj.weight", p + "attn.c_proj.bias", C, C));
-    EMBER_ASSIGN_OR_RETURN(L.mlp_fc, I.linear(p + "mlp.c_fc.weight", p + "mlp.c_fc.bias", C, F));
-    EMBER_ASSIGN_OR_RETURN(L.mlp_proj, I.linear(p + "mlp.c_proj.weight", p + "mlp.c_proj.bias", F, C));
+    for (BlockNorm n : {BlockNorm::kLn1, BlockNorm::kLn2}) {
+      EMBER_ASSIGN_OR_RETURN(L.norm_g[static_cast<int>(n)], I.f32(layer_tensor_name(l, norm_weight(n))));
+      EMBER_ASSIGN_OR_RETURN(L.norm_b[static_cast<int>(n)], I.f32(layer_tensor_name(l, norm_bias(n))));
+    }
+    for (BlockLinear b : kBlockLinears) {
+      EMBER_ASSIGN_OR_RETURN(L.linear[static_cast<int>(b)], I.linear(layer_tensor_name(l, linear_weight(b)),
+                                                                     layer_tensor_name(l, linear_bias(b)),
+                                                                     linear_in(b, C, F), linear_out(b, C, F)));
+    }
   }
   if (c.norm == NormPlacement::kPreLN) {
     EMBER_ASSIGN_OR_RETURN(I.ln_f_g, I.f32("ln_f.weight"));

@@ -13,6 +13,7 @@
 #include "format/ember_file.h"
 #include "kernels/kernels.h"
 #include "kernels/xnn/linear_xnn.h"
+#include "model/block.h"
 
 namespace ember {
 
@@ -30,15 +31,12 @@ struct Linear {
   Status run(size_t batch, const float* x, float* y, ThreadPool* pool, const Kernels& K, int8_t* xq, float* xs) const;
 };
 
+// One block's weights, indexed by the names of model/layer_tensors.h.
 struct LayerWeights {
-  const float* ln_1_g;  // (n_embd)
-  const float* ln_1_b;
-  const float* ln_2_g;
-  const float* ln_2_b;
-  Linear attn_qkv;   // (3 * n_embd, n_embd)
-  Linear attn_proj;  // (n_embd, n_embd)
-  Linear mlp_fc;     // (n_ff, n_embd)
-  Linear mlp_proj;   // (n_embd, n_ff)
+  const float* norm_g[2];  // (n_embd), by BlockNorm
+  const float* norm_b[2];
+  Linear linear[4];  // by BlockLinear: attn.c_attn (3 n_embd, n_embd), attn.c_proj, mlp.c_fc (n_ff, n_embd), mlp.c_proj
+  const Linear& lin(BlockLinear l) const { return linear[static_cast<int>(l)]; }
 };
 
 struct EMBER_HIDDEN Model::Impl {

@@ -1,12 +1,13 @@
-#include <algorithm>
-
 #include "ember/quantize.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 #include "ember/sampler.h"
 #include "kernels/gemm_q8.h"
+#include "model/layer_tensors.h"
 #include "model/model_impl.h"
 
 namespace ember {
@@ -44,11 +45,8 @@ namespace {
 const Linear* find_linear(const ModelImpl& M, const LinearTap& t) {
   if (t.layer >= M.layers.size()) return &M.lm_head;
   const LayerWeights& W = M.layers[t.layer];
-  const std::string n = t.name;
-  if (n == "attn.qkv") return &W.attn_qkv;
-  if (n == "attn.proj") return &W.attn_proj;
-  if (n == "mlp.fc") return &W.mlp_fc;
-  if (n == "mlp.proj") return &W.mlp_proj;
+  for (BlockLinear b : kBlockLinears)
+    if (std::strcmp(t.name, block_linear_name(b)) == 0) return &W.lin(b);
   return nullptr;
 }
 }  // namespace

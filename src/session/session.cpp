@@ -21,8 +21,9 @@ namespace {
 constexpr size_t kLogitRows = 8;  // LM-head rows computed at once when every token's logits are wanted
 
 enum Op { kEmbed, kLayerNorm, kQkv, kAttention, kAttnProj, kMlpFc, kAct, kMlpProj, kResidual, kLmHead, kNumOps };
-const char* const kOpNames[kNumOps] = {"embed",  "layernorm", "attn.qkv", "attention", "attn.proj",
-                                       "mlp.fc", "act",       "mlp.proj", "residual",  "lm_head"};
+// The linear layers by their tensors' names (model/layer_tensors.h), as taps report them.
+const char* const kOpNames[kNumOps] = {"embed",    "layernorm", "attn.c_attn", "attention", "attn.c_proj",
+                                       "mlp.c_fc", "act",       "mlp.c_proj",  "residual",  "lm_head"};
 
 struct Profiler {
   bool on = false;
@@ -178,16 +179,12 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
     void (*act)(float*, size_t);
     decltype(norm_rows)& ln;
     void layernorm(BlockNorm which, const float* in, float* out) {
-      const bool one = which == BlockNorm::kLn1;
-      ln(in, one ? W->ln_1_g : W->ln_2_g, one ? W->ln_1_b : W->ln_2_b, out, B);
+      ln(in, W->norm_g[static_cast<int>(which)], W->norm_b[static_cast<int>(which)], out, B);
     }
     Status linear(BlockLinear which, const float* in, float* out) {
-      static const Op kOps[] = {kQkv, kAttnProj, kMlpFc, kMlpProj};
+      static const Op kOps[] = {kQkv, kAttnProj, kMlpFc, kMlpProj};  // by BlockLinear
       const Op op = kOps[static_cast<int>(which)];
-      const Linear& lin = which == BlockLinear::kQkv       ? W->attn_qkv
-                          : which == BlockLinear::kAttnProj ? W->attn_proj
-                          : which == BlockLinear::kMlpFc    ? W->mlp_fc
-                                                            : W->mlp_proj;
+      const Linear& lin = W->lin(which);
       Status st;
       {
         OpTimer timer(s.prof, op);

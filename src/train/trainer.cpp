@@ -27,11 +27,14 @@
 #include "kernels/kernels.h"
 #include "kernels/gemm_f32.h"
 #include "model/block.h"
+#include "model/layer_tensors.h"
 #include "train/ops.h"
 
 namespace ember {
 
 namespace {
+
+using LT = LayerTensor;
 
 constexpr char kStateMagic[8] = {'E', 'M', 'B', 'T', 'R', 'N', 'S', '1'};
 constexpr uint32_t kStateVersion = 1;
@@ -54,9 +57,10 @@ struct Block {
   }
 };
 
-// Offsets of one layer's tensors in the flat parameter block.
+// Offsets of one layer's tensors in the flat parameter block, by their names in model/layer_tensors.h.
 struct LayerOffsets {
-  size_t ln1g, ln1b, wqkv, bqkv, wo, bo, ln2g, ln2b, wfc, bfc, wp, bp;
+  size_t at[kLayerTensors];
+  size_t operator[](LayerTensor t) const { return at[static_cast<int>(t)]; }
 };
 
 // Activation buffers of one layer; see the diagram at the top.
@@ -266,11 +270,9 @@ Status Trainer::Impl::init(const ModelConfig& c, const TrainOptions& o) {
     cls_b = off("cls.bias");
   }
   for (size_t l = 0; l < L; ++l) {
-    const std::string p = "h." + std::to_string(l) + ".";
-    lo.push_back({off(p + "ln_1.weight"), off(p + "ln_1.bias"), off(p + "attn.c_attn.weight"), off(p + "attn.c_attn.bias"),
-                  off(p + "attn.c_proj.weight"), off(p + "attn.c_proj.bias"), off(p + "ln_2.weight"), off(p + "ln_2.bias"),
-                  off(p + "mlp.c_fc.weight"), off(p + "mlp.c_fc.bias"), off(p + "mlp.c_proj.weight"),
-                  off(p + "mlp.c_proj.bias")});
+    LayerOffsets o;
+    for (size_t t = 0; t < kLayerTensors; ++t) o.at[t] = off(layer_tensor_name(l, static_cast<LayerTensor>(t)));
+    lo.push_back(o);
   }
   EMBER_RETURN_IF_ERROR(params.allocate(n_params, "parameters"));
   EMBER_RETURN_IF_ERROR(grads.allocate(n_params, "gradients"));
@@ -329,10 +331,10 @@ Status Trainer::Impl::init(const ModelConfig& c, const TrainOptions& o) {
     packed_total += (gemm_pack_floats(out, in) + 15) / 16 * 16;
   };
   for (const LayerOffsets& o : lo) {
-    add_packed(o.wqkv, C, 3 * C);
-    add_packed(o.wo, C, C);
-    add_packed(o.wfc, C, F);
-    add_packed(o.wp, F, C);
+    add_packed(o[LT::kAttnQkvWeight], C, 3 * C);
+    add_packed(o[LT::kAttnProjWeight], C, C);
+    add_packed(o[LT::kMlpFcWeight], C, F);
+    add_packed(o[LT::kMlpProjWeight], F, C);
   }
   add_packed(lm, C, V);
   EMBER_RETURN_IF_ERROR(wpack.allocate(packed_total, "packed weights"));
@@ -500,17 +502,11 @@ Status Trainer::Impl::shard_forward(size_t s, uint64_t fwd) {
     void layernorm(BlockNorm which, const float* in, float* out) {
       const bool one = which == BlockNorm::kLn1;
       train::layernorm_forward(ctx, out, one ? a.ln1_mean : a.ln2_mean, one ? a.ln1_rstd : a.ln2_rstd, in,
-                               I.P(one ? o->ln1g : o->ln2g), I.P(one ? o->ln1b : o->ln2b), N, I.C, I.cfg.norm_eps);
+                               I.P((*o)[norm_weight(which)]), I.P((*o)[norm_bias(which)]), N, I.C, I.cfg.norm_eps);
     }
     Status linear(BlockLinear which, const float* in, float* out) {
-      const size_t C = I.C, F = I.F;
-      switch (which) {
-        case BlockLinear::kQkv: return train::linear_forward(ctx, out, in, I.P(o->wqkv), I.P(o->bqkv), N, C, 3 * C);
-        case BlockLinear::kAttnProj: return train::linear_forward(ctx, out, in, I.P(o->wo), I.P(o->bo), N, C, C);
-        case BlockLinear::kMlpFc: return train::linear_forward(ctx, out, in, I.P(o->wfc), I.P(o->bfc), N, C, F);
-        case BlockLinear::kMlpProj: return train::linear_forward(ctx, out, in, I.P(o->wp), I.P(o->bp), N, F, C);
-      }
-      return internal_error("trainer: unknown linear layer");
+      return train::linear_forward(ctx, out, in, I.P((*o)[linear_weight(which)]), I.P((*o)[linear_bias(which)]), N,
+                                   linear_in(which, I.C, I.F), linear_out(which, I.C, I.F));
     }
     Status attention(const float* qkv, float* out) {
       const float pd = I.opts.dropout;
@@ -640,7 +636,7 @@ void Trainer::Impl::shard_backward(size_t s, float scale) {
     // MLP branch. d_s2: gradient of res2 (pre: dres itself; post: through LN_2).
     const float* d_s2 = dres;
     if (!pre) {
-      train::layernorm_backward(ctx, dtmp, false, G(o.ln2g), G(o.ln2b), dres, a.res2, P(o.ln2g), a.ln2_mean, a.ln2_rstd,
+      train::layernorm_backward(ctx, dtmp, false, G(o[LT::kLn2Weight]), G(o[LT::kLn2Bias]), dres, a.res2, P(o[LT::kLn2Weight]), a.ln2_mean, a.ln2_rstd,
                                 N, C);
       d_s2 = dtmp;
     }
@@ -650,16 +646,16 @@ void Trainer::Impl::shard_backward(size_t s, float scale) {
       train::dropout_apply(dproj, a.res2_mask, N * C, pd);
       d_mlp = dproj;
     }
-    train::linear_backward(ctx, dfc, false, G(o.wp), G(o.bp), d_mlp, a.fcg, P(o.wp), N, F, C, packed_dx(4 * l + 3));
+    train::linear_backward(ctx, dfc, false, G(o[LT::kMlpProjWeight]), G(o[LT::kMlpProjBias]), d_mlp, a.fcg, P(o[LT::kMlpProjWeight]), N, F, C, packed_dx(4 * l + 3));
     train::activation_backward(ctx, cfg.activation, dfc, dfc, a.fch, a.fcg, N * F);
     if (pre) {
-      train::linear_backward(ctx, dln, false, G(o.wfc), G(o.bfc), dfc, a.ln2, P(o.wfc), N, C, F, packed_dx(4 * l + 2));
-      train::layernorm_backward(ctx, dres, true, G(o.ln2g), G(o.ln2b), dln, a.res1, P(o.ln2g), a.ln2_mean, a.ln2_rstd, N,
+      train::linear_backward(ctx, dln, false, G(o[LT::kMlpFcWeight]), G(o[LT::kMlpFcBias]), dfc, a.ln2, P(o[LT::kMlpFcWeight]), N, C, F, packed_dx(4 * l + 2));
+      train::layernorm_backward(ctx, dres, true, G(o[LT::kLn2Weight]), G(o[LT::kLn2Bias]), dln, a.res1, P(o[LT::kLn2Weight]), a.ln2_mean, a.ln2_rstd, N,
                                 C);
     } else {
       // ln1 feeds both the MLP and the residual: dtmp (= d res2) += dfc Wfc is the gradient of ln1.
-      train::linear_backward(ctx, dtmp, true, G(o.wfc), G(o.bfc), dfc, a.ln1, P(o.wfc), N, C, F, packed_dx(4 * l + 2));
-      train::layernorm_backward(ctx, dres, false, G(o.ln1g), G(o.ln1b), dtmp, a.res1, P(o.ln1g), a.ln1_mean, a.ln1_rstd,
+      train::linear_backward(ctx, dtmp, true, G(o[LT::kMlpFcWeight]), G(o[LT::kMlpFcBias]), dfc, a.ln1, P(o[LT::kMlpFcWeight]), N, C, F, packed_dx(4 * l + 2));
+      train::layernorm_backward(ctx, dres, false, G(o[LT::kLn1Weight]), G(o[LT::kLn1Bias]), dtmp, a.res1, P(o[LT::kLn1Weight]), a.ln1_mean, a.ln1_rstd,
                                 N, C);
     }
     // Attention branch; dres is now the gradient of res1.
@@ -669,13 +665,13 @@ void Trainer::Impl::shard_backward(size_t s, float scale) {
       train::dropout_apply(dproj, a.res1_mask, N * C, pd);
       d_att = dproj;
     }
-    train::linear_backward(ctx, datty, false, G(o.wo), G(o.bo), d_att, a.atty, P(o.wo), N, C, C, packed_dx(4 * l + 1));
+    train::linear_backward(ctx, datty, false, G(o[LT::kAttnProjWeight]), G(o[LT::kAttnProjBias]), d_att, a.atty, P(o[LT::kAttnProjWeight]), N, C, C, packed_dx(4 * l + 1));
     train::attention_backward(ctx, dqkv, datty, a.qkv, a.att, dropped ? a.att_mask : nullptr, pd, nb, T, C, H);
     if (pre) {
-      train::linear_backward(ctx, dln, false, G(o.wqkv), G(o.bqkv), dqkv, a.ln1, P(o.wqkv), N, C, 3 * C, packed_dx(4 * l));
-      train::layernorm_backward(ctx, dres, true, G(o.ln1g), G(o.ln1b), dln, x, P(o.ln1g), a.ln1_mean, a.ln1_rstd, N, C);
+      train::linear_backward(ctx, dln, false, G(o[LT::kAttnQkvWeight]), G(o[LT::kAttnQkvBias]), dqkv, a.ln1, P(o[LT::kAttnQkvWeight]), N, C, 3 * C, packed_dx(4 * l));
+      train::layernorm_backward(ctx, dres, true, G(o[LT::kLn1Weight]), G(o[LT::kLn1Bias]), dln, x, P(o[LT::kLn1Weight]), a.ln1_mean, a.ln1_rstd, N, C);
     } else {
-      train::linear_backward(ctx, dres, true, G(o.wqkv), G(o.bqkv), dqkv, x, P(o.wqkv), N, C, 3 * C, packed_dx(4 * l));
+      train::linear_backward(ctx, dres, true, G(o[LT::kAttnQkvWeight]), G(o[LT::kAttnQkvBias]), dqkv, x, P(o[LT::kAttnQkvWeight]), N, C, 3 * C, packed_dx(4 * l));
     }
   }
   if (dropped) train::dropout_apply(dres, emb_mask, N * C, pd);

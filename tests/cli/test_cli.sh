@@ -104,7 +104,7 @@ expect_fail "perplexity bad token file" "badtok.txt" "$P" -m "$M" --tokens "$T/b
 Q="$B/ember-quantize"
 expect_ok "quantize int8 (sampled calibration)" "$Q" "$D/golden/nanogpt" "$T/nano8.ember" --calib-tokens 64
 grep -q "sampled from the float model" "$T/err" && ok || bad "no note about the sampled calibration"
-grep -q "^h.2.mlp.proj" "$T/err" && ok || bad "no per-layer error table"
+grep -q "^h.2.mlp.c_proj" "$T/err" && ok || bad "no per-layer error table"
 grep -q "perplexity on the calibration tokens" "$T/err" && ok || bad "no perplexity comparison"
 "$B/ember-inspect" "$T/nano8.ember" --json > "$T/out" 2>&1
 grep -q '"name": "h.0.attn.c_attn.weight", "dtype": "i8"' "$T/out" && ok || bad "int8 model lacks int8 weights"
