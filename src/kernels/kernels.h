@@ -94,6 +94,16 @@ struct Kernels {
   void (*gelu_erf_backward_f32)(float* dinp, const float* dout, const float* inp, const float* out, size_t n);
   void (*relu_backward_f32)(float* dinp, const float* dout, const float* inp, const float* out, size_t n);
 
+  // Layer norm backward (training), one row of n: with xhat = (x - mean) * rstd and dn = dy * g,
+  //   dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat))   (written, or added to dx when accumulate)
+  //   dg[i] += dy[i] * xhat[i],  db[i] += dy[i]                (the caller's partial sums of the gradients)
+  // given the forward's saved mean and rstd. The reference sums in float, in index order.
+  void (*layernorm_backward_f32)(float* dx, bool accumulate, float* dg, float* db, const float* dy, const float* x,
+                                 const float* g, float mean, float rstd, size_t n);
+  // Softmax backward (training), in place over n: d[i] = scale * p[i] * (d[i] - sum_j p[j] d[j]), given
+  // the probabilities p and the gradient d of the softmax's output (scale: attention's 1 / sqrt(d)).
+  void (*softmax_backward_f32)(float* d, const float* p, size_t n, float scale);
+
   // f32 GEMM micro-kernel (training's gradient products; kernels/gemm_f32.h packs and drives it): a tile of
   // mr <= 6 rows and nr <= 16 columns of C over a depth block of kc, B packed as a 16-column panel
   // (b[p * 16 + j], columns nr..15 zero-padded), A strided (a[r * rs + p * cs]). Per element, exactly:

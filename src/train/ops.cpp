@@ -83,26 +83,8 @@ void layernorm_backward(const OpContext& ctx, float* dinp, bool accumulate, floa
     float* pg = part + (r0 / kRowTile) * 2 * C;
     float* pb = pg + C;
     for (size_t i = 0; i < C; ++i) pg[i] = pb[i] = 0.0f;
-    for (size_t r = r0; r < r0 + nr; ++r) {
-      const float* x = inp + r * C;
-      const float* dy = dout + r * C;
-      float* dx = dinp + r * C;
-      const float m = mean[r], s = rstd[r];
-      float sum_dn = 0.0f, sum_dnx = 0.0f;
-      for (size_t i = 0; i < C; ++i) {
-        const float xh = (x[i] - m) * s;
-        const float dn = dy[i] * g[i];
-        sum_dn += dn;
-        sum_dnx += dn * xh;
-        pg[i] += dy[i] * xh;
-        pb[i] += dy[i];
-      }
-      const float mdn = sum_dn / static_cast<float>(C), mdnx = sum_dnx / static_cast<float>(C);
-      for (size_t i = 0; i < C; ++i) {
-        const float v = s * (dy[i] * g[i] - mdn - (x[i] - m) * s * mdnx);
-        dx[i] = accumulate ? dx[i] + v : v;
-      }
-    }
+    for (size_t r = r0; r < r0 + nr; ++r)
+      ctx.K->layernorm_backward_f32(dinp + r * C, accumulate, pg, pb, dout + r * C, inp + r * C, g, mean[r], rstd[r], C);
   });
   for (size_t r0 = 0; r0 < N; r0 += kRowTile) {
     const float* pg = part + (r0 / kRowTile) * 2 * C;
@@ -226,9 +208,7 @@ void attention_backward(const OpContext& ctx, float* dqkv, const float* dout, co
       const float* pr = a + t * T;
       if (m)
         for (size_t s = 0; s <= t; ++s) d[s] = m[t * T + s] ? d[s] * keep_scale : 0.0f;
-      float sum = 0.0f;
-      for (size_t s = 0; s <= t; ++s) sum += pr[s] * d[s];
-      for (size_t s = 0; s <= t; ++s) d[s] = scale * pr[s] * (d[s] - sum);
+      K.softmax_backward_f32(d, pr, t + 1, scale);
     }
     // s_t = q_t . k_s (scaled):  dq_t = sum_{s <= t} dS[t][s] k_s,  dk_s = sum_{t >= s} dS[t][s] q_t.
     for (size_t t = 0; t < T; ++t) {

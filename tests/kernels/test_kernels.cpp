@@ -1159,3 +1159,59 @@ TEST_CASE("gemm_f32 (training's gradient products): every strided form against f
   }
   MESSAGE("gemm_f32: worst error / sum |terms| = " << worst);
 }
+
+TEST_CASE("layernorm_backward_f32 and softmax_backward_f32: every table against float64 formulas, the SIMD tables "
+          "with the reference's bits") {
+  std::mt19937 rng(41);
+  for (size_t n : {1, 2, 7, 8, 31, 64, 129, 768}) {
+    CAPTURE(n);
+    const std::vector<float> x = randn(n, rng, 2.0f, 0.5f), g = randn(n, rng), dy = randn(n, rng), dx0 = randn(n, rng);
+    double m = 0, v = 0;
+    for (float xi : x) m += xi;
+    m /= n;
+    for (float xi : x) v += (xi - m) * (xi - m);
+    v /= n;
+    const float mean = static_cast<float>(m), rstd = static_cast<float>(1.0 / std::sqrt(v + 1e-5));
+    // float64: dx = rstd (dn - mean(dn) - xhat mean(dn xhat)), dg += dy xhat, db += dy.
+    double sdn = 0, sdnx = 0;
+    std::vector<double> xh(n);
+    for (size_t i = 0; i < n; ++i) {
+      xh[i] = (x[i] - double(mean)) * rstd;
+      sdn += double(dy[i]) * g[i];
+      sdnx += double(dy[i]) * g[i] * xh[i];
+    }
+    std::vector<float> want_dx, want_dg;
+    for (const Kernels* K : simd_and_ref()) {
+      CAPTURE(std::string(K->name));
+      for (int acc = 0; acc < 2; ++acc) {
+        std::vector<float> dx = dx0, dg(n, 0.25f), db(n, -0.5f);
+        K->layernorm_backward_f32(dx.data(), acc != 0, dg.data(), db.data(), dy.data(), x.data(), g.data(), mean, rstd, n);
+        for (size_t i = 0; i < n; ++i) {
+          const double e = rstd * (double(dy[i]) * g[i] - sdn / n - xh[i] * sdnx / n) + (acc ? dx0[i] : 0.0);
+          REQUIRE(std::fabs(dx[i] - e) <= 1e-5 * (1 + std::fabs(e)) * std::sqrt(double(n)));
+          REQUIRE(std::fabs(dg[i] - (0.25 + dy[i] * xh[i])) <= 1e-5 * (1 + std::fabs(dy[i] * xh[i])));
+          REQUIRE(same_bits(db[i], -0.5f + dy[i]));
+        }
+        if (acc) continue;
+        if (want_dx.empty()) want_dx = dx, want_dg = dg;
+        REQUIRE(std::memcmp(want_dx.data(), dx.data(), n * sizeof(float)) == 0);
+        REQUIRE(std::memcmp(want_dg.data(), dg.data(), n * sizeof(float)) == 0);
+      }
+      // Softmax backward on probabilities p.
+      std::vector<float> p = randn(n, rng);
+      ref().softmax_f32(p.data(), n);
+      const std::vector<float> d0 = randn(n, rng);
+      std::vector<float> d = d0;
+      K->softmax_backward_f32(d.data(), p.data(), n, 0.125f);
+      double sum = 0;
+      for (size_t i = 0; i < n; ++i) sum += double(p[i]) * d0[i];
+      for (size_t i = 0; i < n; ++i) {
+        const double e = 0.125 * p[i] * (d0[i] - sum);
+        REQUIRE(std::fabs(d[i] - e) <= 1e-6 * (std::fabs(e) + 0.125 * p[i] * (std::fabs(d0[i]) + 1)) * std::sqrt(double(n)));
+      }
+      std::vector<float> dr = d0;
+      ref().softmax_backward_f32(dr.data(), p.data(), n, 0.125f);
+      REQUIRE(std::memcmp(dr.data(), d.data(), n * sizeof(float)) == 0);
+    }
+  }
+}

@@ -401,6 +401,8 @@ const Kernels& avx2_kernels() {
                             gemm_q8_avx2, gemm_q8_tile_avx2, wsum_rows_q8_avx2,
                             scores_f32_avx2, wsum_rows_f32_avx2,
                             gelu_tanh_backward_avx2, gelu_erf_backward_avx2, reference_kernels().relu_backward_f32,
+                            // Training's layer norm and softmax backward: the reference's until a SIMD version is measured.
+                            reference_kernels().layernorm_backward_f32, reference_kernels().softmax_backward_f32,
                             gemm_f32_tile_avx2};
   return k;
 }

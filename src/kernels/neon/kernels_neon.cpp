@@ -329,7 +329,9 @@ const Kernels& neon_kernels() {
                             scores_f32_neon, wsum_rows_f32_neon,
                             // Training's activation backward: the reference's (scalar) until a NEON version is measured.
                             reference_kernels().gelu_tanh_backward_f32, reference_kernels().gelu_erf_backward_f32,
-                            reference_kernels().relu_backward_f32, gemm_f32_tile_neon};
+                            reference_kernels().relu_backward_f32,
+                            reference_kernels().layernorm_backward_f32, reference_kernels().softmax_backward_f32,
+                            gemm_f32_tile_neon};
   return k;
 }
 

@@ -141,6 +141,30 @@ void relu_backward_ref(float* dinp, const float* dout, const float* inp, const f
   for (size_t i = 0; i < n; ++i) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
+void layernorm_backward_ref(float* dx, bool accumulate, float* dg, float* db, const float* dy, const float* x,
+                            const float* g, float mean, float rstd, size_t n) {
+  float sum_dn = 0.0f, sum_dnx = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    const float xh = (x[i] - mean) * rstd;
+    const float dn = dy[i] * g[i];
+    sum_dn += dn;
+    sum_dnx += dn * xh;
+    dg[i] += dy[i] * xh;
+    db[i] += dy[i];
+  }
+  const float mdn = sum_dn / static_cast<float>(n), mdnx = sum_dnx / static_cast<float>(n);
+  for (size_t i = 0; i < n; ++i) {
+    const float v = rstd * (dy[i] * g[i] - mdn - (x[i] - mean) * rstd * mdnx);
+    dx[i] = accumulate ? dx[i] + v : v;
+  }
+}
+
+void softmax_backward_ref(float* d, const float* p, size_t n, float scale) {
+  float sum = 0.0f;
+  for (size_t i = 0; i < n; ++i) sum += p[i] * d[i];
+  for (size_t i = 0; i < n; ++i) d[i] = scale * p[i] * (d[i] - sum);
+}
+
 void gemm_f32_tile_ref(size_t mr, size_t nr, size_t kc, const float* a, size_t rs, size_t cs, const float* b, float* c,
                        size_t ldc, bool acc, const float* bias) {
   for (size_t r = 0; r < mr; ++r)
@@ -169,7 +193,7 @@ const Kernels& reference_kernels() {
                             gemm_q8_ref, gemm_q8_tile_ref, wsum_rows_q8_ref,
                             scores_f32_ref, wsum_rows_f32_ref,
                             gelu_tanh_backward_ref, gelu_erf_backward_ref, relu_backward_ref,
-                            gemm_f32_tile_ref};
+                            layernorm_backward_ref, softmax_backward_ref, gemm_f32_tile_ref};
   return k;
 }
 
