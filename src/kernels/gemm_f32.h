@@ -9,8 +9,9 @@
 // Why these are not XNNPACK too: its fully-connected operator cannot accumulate into C, read a
 // transposed A or share its packed weights between threads, so dW needs a transposed copy of dy, a
 // temporary and an add, and data-parallel shards need an operator each. Measured on nanoGPT's shapes
-// (bench_train, AMD EPYC with AVX-512, 2 threads, 5 runs side by side, 2026-12-05): forward on XNNPACK
-// and both gradients here 32.2 ms per step, all three on XNNPACK 40.5 ms (backward 27.2 vs 20.1).
+// (bench_train, AMD EPYC with AVX-512, 2 threads, 5 alternating runs, 2026-12-05): all three products
+// on XNNPACK 40.5 ms per step against 31.6 with all three on ember's GEMM (backward 27.2 ms); the
+// table in docs/training.md has the rest.
 //
 // B is always packed into 16-column panels (reading a row-major B in place thrashes L1 sets when its
 // row stride is a multiple of 512 bytes, as activation and weight rows are): weights once per

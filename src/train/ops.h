@@ -48,8 +48,8 @@ size_t layernorm_backward_scratch_floats(size_t N, size_t C);
 // out (N, OC) = inp (N, IC) w^T + b;  w (OC, IC), b (OC) or nullptr. XNNPACK's fully-connected
 // operator, as the runtime's float linear layers (kernels/xnn/linear_xnn.h): created per call, so it
 // packs w right before the run that reads it (operators packed once per step would be needed once per
-// data-parallel shard, an operator binding its buffers when it runs: measured 20% slower on nanoGPT's
-// step, the packed copies falling out of cache). Fails only when XNNPACK cannot allocate.
+// data-parallel shard, an operator binding its buffers when it runs: measured 22% slower on nanoGPT's
+// step, docs/training.md). Fails only when XNNPACK cannot allocate.
 Status linear_forward(const OpContext& ctx, float* out, const float* inp, const float* w, const float* b, size_t N,
                       size_t IC, size_t OC);
 // Packs w (OC, IC) as the input gradient's B operand (gemm_pack_floats(OC, IC) floats).

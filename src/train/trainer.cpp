@@ -34,8 +34,6 @@ namespace ember {
 
 namespace {
 
-using LT = LayerTensor;
-
 constexpr char kStateMagic[8] = {'E', 'M', 'B', 'T', 'R', 'N', 'S', '1'};
 constexpr uint32_t kStateVersion = 1;
 constexpr size_t kChunk = 16384;  // elements per task of the optimizer and the gradient norm
@@ -180,7 +178,7 @@ struct EMBER_HIDDEN Trainer::Impl {
     size_t in, out;
     float* dx;
   };
-  std::vector<Packed> wpacked;  // per layer: qkv, proj, fc, mlp proj; then the LM head
+  std::vector<Packed> wpacked;  // per layer, by BlockLinear (packed_dx(4 * l + b)); then the LM head
   Block<float> wpack;
   bool packed_dirty = true;
   Block<double> norm_parts;
@@ -330,12 +328,8 @@ Status Trainer::Impl::init(const ModelConfig& c, const TrainOptions& o) {
     wpacked.push_back({w, in, out, nullptr});
     packed_total += (gemm_pack_floats(out, in) + 15) / 16 * 16;
   };
-  for (const LayerOffsets& o : lo) {
-    add_packed(o[LT::kAttnQkvWeight], C, 3 * C);
-    add_packed(o[LT::kAttnProjWeight], C, C);
-    add_packed(o[LT::kMlpFcWeight], C, F);
-    add_packed(o[LT::kMlpProjWeight], F, C);
-  }
+  for (const LayerOffsets& o : lo)
+    for (BlockLinear b : kBlockLinears) add_packed(o[linear_weight(b)], linear_in(b, C, F), linear_out(b, C, F));
   add_packed(lm, C, V);
   EMBER_RETURN_IF_ERROR(wpack.allocate(packed_total, "packed weights"));
   size_t pat = 0;
@@ -633,11 +627,20 @@ void Trainer::Impl::shard_backward(size_t s, float scale) {
     const LayerOffsets& o = lo[l];
     const LayerActs a = la[l].rows(r0, a0, C, F);
     const float* x = l ? la[l - 1].rows(r0, a0, C, F).out(pre) : encoded;
+    // A linear layer's and a layer norm's backward by name (model/layer_tensors.h).
+    auto linear_bwd = [&](BlockLinear w, float* dinp, bool acc, const float* dout, const float* inp) {
+      train::linear_backward(ctx, dinp, acc, G(o[linear_weight(w)]), G(o[linear_bias(w)]), dout, inp, P(o[linear_weight(w)]),
+                             N, linear_in(w, C, F), linear_out(w, C, F), packed_dx(4 * l + static_cast<size_t>(w)));
+    };
+    auto norm_bwd = [&](BlockNorm n, float* dinp, bool acc, const float* dout, const float* inp) {
+      const bool one = n == BlockNorm::kLn1;
+      train::layernorm_backward(ctx, dinp, acc, G(o[norm_weight(n)]), G(o[norm_bias(n)]), dout, inp, P(o[norm_weight(n)]),
+                                one ? a.ln1_mean : a.ln2_mean, one ? a.ln1_rstd : a.ln2_rstd, N, C);
+    };
     // MLP branch. d_s2: gradient of res2 (pre: dres itself; post: through LN_2).
     const float* d_s2 = dres;
     if (!pre) {
-      train::layernorm_backward(ctx, dtmp, false, G(o[LT::kLn2Weight]), G(o[LT::kLn2Bias]), dres, a.res2, P(o[LT::kLn2Weight]), a.ln2_mean, a.ln2_rstd,
-                                N, C);
+      norm_bwd(BlockNorm::kLn2, dtmp, false, dres, a.res2);
       d_s2 = dtmp;
     }
     const float* d_mlp = d_s2;
@@ -646,17 +649,15 @@ void Trainer::Impl::shard_backward(size_t s, float scale) {
       train::dropout_apply(dproj, a.res2_mask, N * C, pd);
       d_mlp = dproj;
     }
-    train::linear_backward(ctx, dfc, false, G(o[LT::kMlpProjWeight]), G(o[LT::kMlpProjBias]), d_mlp, a.fcg, P(o[LT::kMlpProjWeight]), N, F, C, packed_dx(4 * l + 3));
+    linear_bwd(BlockLinear::kMlpProj, dfc, false, d_mlp, a.fcg);
     train::activation_backward(ctx, cfg.activation, dfc, dfc, a.fch, a.fcg, N * F);
     if (pre) {
-      train::linear_backward(ctx, dln, false, G(o[LT::kMlpFcWeight]), G(o[LT::kMlpFcBias]), dfc, a.ln2, P(o[LT::kMlpFcWeight]), N, C, F, packed_dx(4 * l + 2));
-      train::layernorm_backward(ctx, dres, true, G(o[LT::kLn2Weight]), G(o[LT::kLn2Bias]), dln, a.res1, P(o[LT::kLn2Weight]), a.ln2_mean, a.ln2_rstd, N,
-                                C);
+      linear_bwd(BlockLinear::kMlpFc, dln, false, dfc, a.ln2);
+      norm_bwd(BlockNorm::kLn2, dres, true, dln, a.res1);
     } else {
       // ln1 feeds both the MLP and the residual: dtmp (= d res2) += dfc Wfc is the gradient of ln1.
-      train::linear_backward(ctx, dtmp, true, G(o[LT::kMlpFcWeight]), G(o[LT::kMlpFcBias]), dfc, a.ln1, P(o[LT::kMlpFcWeight]), N, C, F, packed_dx(4 * l + 2));
-      train::layernorm_backward(ctx, dres, false, G(o[LT::kLn1Weight]), G(o[LT::kLn1Bias]), dtmp, a.res1, P(o[LT::kLn1Weight]), a.ln1_mean, a.ln1_rstd,
-                                N, C);
+      linear_bwd(BlockLinear::kMlpFc, dtmp, true, dfc, a.ln1);
+      norm_bwd(BlockNorm::kLn1, dres, false, dtmp, a.res1);
     }
     // Attention branch; dres is now the gradient of res1.
     const float* d_att = dres;
@@ -665,13 +666,13 @@ void Trainer::Impl::shard_backward(size_t s, float scale) {
       train::dropout_apply(dproj, a.res1_mask, N * C, pd);
       d_att = dproj;
     }
-    train::linear_backward(ctx, datty, false, G(o[LT::kAttnProjWeight]), G(o[LT::kAttnProjBias]), d_att, a.atty, P(o[LT::kAttnProjWeight]), N, C, C, packed_dx(4 * l + 1));
+    linear_bwd(BlockLinear::kAttnProj, datty, false, d_att, a.atty);
     train::attention_backward(ctx, dqkv, datty, a.qkv, a.att, dropped ? a.att_mask : nullptr, pd, nb, T, C, H);
     if (pre) {
-      train::linear_backward(ctx, dln, false, G(o[LT::kAttnQkvWeight]), G(o[LT::kAttnQkvBias]), dqkv, a.ln1, P(o[LT::kAttnQkvWeight]), N, C, 3 * C, packed_dx(4 * l));
-      train::layernorm_backward(ctx, dres, true, G(o[LT::kLn1Weight]), G(o[LT::kLn1Bias]), dln, x, P(o[LT::kLn1Weight]), a.ln1_mean, a.ln1_rstd, N, C);
+      linear_bwd(BlockLinear::kQkv, dln, false, dqkv, a.ln1);
+      norm_bwd(BlockNorm::kLn1, dres, true, dln, x);
     } else {
-      train::linear_backward(ctx, dres, true, G(o[LT::kAttnQkvWeight]), G(o[LT::kAttnQkvBias]), dqkv, x, P(o[LT::kAttnQkvWeight]), N, C, 3 * C, packed_dx(4 * l));
+      linear_bwd(BlockLinear::kQkv, dres, true, dqkv, x);
     }
   }
   if (dropped) train::dropout_apply(dres, emb_mask, N * C, pd);
