@@ -28,7 +28,11 @@ struct TensorData {
   DType dtype = DType::kF32;
   std::vector<uint8_t> data;   // little-endian elements of `dtype`
   std::vector<float> scales;   // kI8 only: one per shape[0] row, f = scale * q
+  uint32_t group = 0;          // kI4 only: input channels per scale (data holds nibbles and scales)
 };
+
+// A tensor's values as floats, whatever its dtype (f16 and bf16 widened, int8 and int4 dequantized).
+EMBER_API std::vector<float> tensor_values(const TensorData& t);
 
 struct EMBER_API ModelSpec {
   ModelConfig config;

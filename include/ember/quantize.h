@@ -1,12 +1,15 @@
-// ember/quantize.h - host side: float model -> int8 model.
+// ember/quantize.h - host side: float model -> int8 or int4 model.
 //
 //   ember::ModelSpec f = ember::import_model("gpt2/").value();
 //   ember::Status st = ember::quantize_model(f, {});   // in place: int8 weights, per output channel
 //   ember::write_model_file(f, "gpt2.int8.ember");
 //
-// Weights of every linear layer and the token embedding (which is also the tied LM head) become int8,
-// symmetric, one scale per output channel (row of the [out, in] weight): scale = max|row| / 127,
-// q = round-half-even(w / scale), f = scale * q. Layer norms, biases and position embeddings stay f32.
+// int8 (the default): weights of every linear layer and the token embedding (which is also the tied LM
+// head) become int8, symmetric, one scale per output channel (row of the [out, in] weight):
+// scale = max|row| / 127, q = round-half-even(w / scale), f = scale * q.
+// int4 (opts.type = DType::kI4): the linear layers' weights become 4-bit values q in [-8, 7] with a
+// half-float scale per row and group of opts.group input channels (quantize_rows_q4); the embedding
+// takes opts.embedding_type (kI8 or kI4). Layer norms, biases and position embeddings stay f32.
 // Activations are quantized by the runtime per token (dynamic), so no activation scale is stored.
 #pragma once
 
@@ -25,18 +28,30 @@ namespace ember {
 
 struct QuantizeOptions {
   bool embeddings = true;  // also wte (and lm_head when untied); false keeps them f32
+  DType type = DType::kI8;            // the linear layers' weights: kI8 or kI4
+  DType embedding_type = DType::kI8;  // wte (and lm_head when untied), if `embeddings`: kI8 or kI4
+  uint32_t group = 32;                // kI4: input channels per scale, a multiple of 16 dividing the rows
 };
 
 // Symmetric per-row int8: scales[r] = max|w[r, :]| / 127 (0 for an all-zero row).
 EMBER_API void quantize_rows_symmetric(const float* w, size_t rows, size_t cols, int8_t* q, float* scales);
 
-// Turns the chosen tensors of `spec` (f32 or f16) into int8, in place. Tensors already int8 stay.
+// Symmetric 4-bit in groups: for row r and group g (cols / group of them), a half-float scale s and
+// q = clamp(round-half-even(w / s), -8, 7), where s = max|w| / m is the candidate m in [7, 9] (steps of
+// 1/8; above 8 the largest values clip) whose half-float rounding gives the least squared error
+// sum (w - s q)^2 over the group (a zero group: s = 0, q = 0). q is (rows, cols) in [-8, 7]; scales
+// (rows, cols / group) are IEEE half bits. cols % group == 0.
+EMBER_API void quantize_rows_q4(const float* w, size_t rows, size_t cols, size_t group, int8_t* q, uint16_t* scales);
+
+// Turns the chosen tensors of `spec` into opts' types, in place: f32 and f16 tensors are quantized; a
+// tensor already of its target type stays; one of the other quantized type is dequantized and quantized
+// again. Fails, naming the tensor, when int4's group does not divide a row or a weight is not finite.
 EMBER_API Status quantize_model(ModelSpec& spec, const QuantizeOptions& opts);
 
-// True for the tensors quantize_model turns into int8.
+// True for the tensors quantize_model quantizes.
 EMBER_API bool is_quantized_tensor(const std::string& name, const QuantizeOptions& opts);
 
-// Measuring what int8 costs: per-layer output error and float vs int8 perplexity on a sample.
+// Measuring what quantization costs: per-layer output error and float vs quantized perplexity on a sample.
 struct LayerError {
   std::string name;  // "h.3.mlp.fc", "lm_head"
   double rel_err;    // ||y_int8 - y_f32|| / ||y_f32|| over the sample, the layer's input taken from f32
@@ -44,7 +59,7 @@ struct LayerError {
 
 struct QuantReport {
   std::vector<LayerError> layers;  // int8 layers in forward order
-  PerplexityResult f32, int8;
+  PerplexityResult f32, quantized;
 };
 
 // Tokens to calibrate on when the user gives none: drawn from the float model itself (temperature 1,

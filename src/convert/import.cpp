@@ -17,6 +17,7 @@
 #include "convert/import.h"
 #include "convert/json_excerpt.h"
 #include "convert/safetensors.h"
+#include "format/q4.h"
 #include "ember/convert.h"
 #include "ember/io.h"
 
@@ -480,6 +481,17 @@ Result<ModelConfig> parse_checkpoint_config(const std::string& json_text, const 
   }
 }
 
+std::vector<float> tensor_values(const TensorData& t) {
+  uint64_t n = 1;
+  for (uint64_t d : t.shape) n *= d;
+  std::vector<float> f(n);
+  if (t.dtype == DType::kI4)
+    decode_i4_f32(t.data.data(), t.shape[0], t.shape[1], t.group, f.data());
+  else
+    decode_f32(t.dtype, t.data.data(), n, t.scales.data(), t.shape.empty() || t.shape[0] == 0 ? 1 : n / t.shape[0], f.data());
+  return f;
+}
+
 const TensorData* ModelSpec::find(const std::string& name) const {
   for (const TensorData& t : tensors)
     if (t.name == name) return &t;
@@ -499,8 +511,18 @@ Status ModelSpec::validate() const {
     if (!seen.insert(t.name).second) return invalid_file(T + " appears twice");
     if (t.shape != *it->second)
       return invalid_file(T + " has shape " + shape_str(t.shape) + ", expected " + shape_str(*it->second));
-    if (static_cast<uint8_t>(t.dtype) > static_cast<uint8_t>(DType::kI8))
+    if (static_cast<uint8_t>(t.dtype) > static_cast<uint8_t>(DType::kI4))
       return invalid_file(T + " has an unknown dtype");
+    if (t.dtype == DType::kI4) {
+      if (!t.scales.empty()) return invalid_file(T + " is i4 but has per-row scales (its group scales are in its data)");
+      EMBER_ASSIGN_OR_RETURN(const uint64_t bytes, q4_checked_bytes(T, t.shape, t.group));
+      if (t.data.size() != bytes)
+        return invalid_file(T + " holds " + std::to_string(t.data.size()) + " bytes, expected " + std::to_string(bytes) +
+                            " for " + shape_str(t.shape) + " i4 in groups of " + std::to_string(t.group));
+      EMBER_RETURN_IF_ERROR(q4_check_scales(T, t.data.data(), t.shape[0], t.shape[1], t.group));
+      continue;
+    }
+    if (t.group != 0) return invalid_file(T + " is " + dtype_name(t.dtype) + " but has a group size (only i4 tensors do)");
     uint64_t n = dtype_size(t.dtype);
     for (uint64_t d : t.shape) n *= d;  // shape matches a validated config: no overflow
     if (t.data.size() != n)

@@ -78,7 +78,7 @@ Status serialize(const ModelSpec& spec, Sink& f) {
   for (const TensorData& td : spec.tensors) {
     auto scales = td.dtype == DType::kI8 ? b.CreateVector(td.scales) : flatbuffers::Offset<flatbuffers::Vector<float>>();
     tensors.push_back(fb::CreateTensor(b, b.CreateString(td.name), b.CreateVector(td.shape),
-                                       static_cast<fb::DType>(td.dtype), offset, td.data.size(), scales));
+                                       static_cast<fb::DType>(td.dtype), offset, td.data.size(), scales, td.group));
     offset = align_up(offset + td.data.size());
   }
   std::vector<flatbuffers::Offset<fb::KeyValue>> meta;
@@ -129,6 +129,7 @@ Result<ModelSpec> read_model_file(const std::string& path) {
     td.dtype = v.dtype;
     td.data.assign(v.data, v.data + v.size);
     if (v.scales) td.scales.assign(v.scales, v.scales + v.shape[0]);
+    td.group = static_cast<uint32_t>(v.group);
     spec.tensors.push_back(std::move(td));
   }
   EMBER_RETURN_IF_ERROR(spec.validate().with_context(path));

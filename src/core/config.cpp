@@ -24,6 +24,7 @@ const char* dtype_name(DType d) {
     case DType::kF32: return "f32";
     case DType::kF16: return "f16";
     case DType::kI8: return "i8";
+    case DType::kI4: return "i4";
   }
   return "?";
 }
@@ -33,6 +34,7 @@ size_t dtype_size(DType d) {
     case DType::kF32: return 4;
     case DType::kF16: return 2;
     case DType::kI8: return 1;
+    case DType::kI4: return 0;
   }
   return 0;
 }

@@ -78,6 +78,9 @@ void decode_f32(DType dtype, const uint8_t* data, size_t n, const float* scales,
     case DType::kI8:
       for (size_t i = 0; i < n; ++i) out[i] = scales[i / row_len] * static_cast<float>(static_cast<int8_t>(data[i]));
       return;
+    case DType::kI4:
+      std::memset(out, 0, n * sizeof(float));
+      return;
   }
 }
 

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "ember_generated.h"
+#include "format/q4.h"
 
 namespace ember {
 
@@ -37,6 +38,7 @@ std::string shape_str(const std::vector<uint64_t>& s) {
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
   return r + "]";
 }
+
 
 }  // namespace
 
@@ -145,10 +147,17 @@ Status EmberFile::parse() {
     for (uint64_t d : v.shape)
       if (!mul_ok(n, d, &n)) return invalid_file(T + ": shape " + shape_str(v.shape) + " overflows");
     uint8_t dt = static_cast<uint8_t>(t->dtype());
-    if (dt > static_cast<uint8_t>(DType::kI8)) return invalid_file(T + ": unknown dtype " + std::to_string(dt));
+    if (dt > static_cast<uint8_t>(DType::kI4)) return invalid_file(T + ": unknown dtype " + std::to_string(dt));
     v.dtype = static_cast<DType>(dt);
     uint64_t bytes;
-    if (!mul_ok(n, dtype_size(v.dtype), &bytes)) return invalid_file(T + ": size overflows");
+    if (v.dtype == DType::kI4) {
+      EMBER_ASSIGN_OR_RETURN(bytes, q4_checked_bytes(T, v.shape, t->group_size()));
+      v.group = t->group_size();
+    } else if (t->group_size() != 0) {
+      return invalid_file(T + ": group_size given for a " + std::string(dtype_name(v.dtype)) + " tensor");
+    } else if (!mul_ok(n, dtype_size(v.dtype), &bytes)) {
+      return invalid_file(T + ": size overflows");
+    }
     if (t->size() != bytes)
       return invalid_file(T + ": size " + std::to_string(t->size()) + " bytes does not match shape " + shape_str(v.shape) +
                           " of " + dtype_name(v.dtype) + " (" + std::to_string(bytes) + " bytes)");
@@ -167,6 +176,8 @@ Status EmberFile::parse() {
           return invalid_file(T + ": scale " + std::to_string(i) + " is not a finite non-negative number");
     } else if (t->scales() && t->scales()->size() != 0) {
       return invalid_file(T + ": scales given for a " + std::string(dtype_name(v.dtype)) + " tensor");
+    } else if (v.dtype == DType::kI4) {
+      EMBER_RETURN_IF_ERROR(q4_check_scales(T, v.data, v.shape[0], v.shape[1], v.group));
     }
     tensors_.push_back(std::move(v));
   }

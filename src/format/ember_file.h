@@ -26,6 +26,7 @@ struct TensorView {
   const uint8_t* data = nullptr;  // 64-byte aligned pointer into the mapping
   uint64_t size = 0;              // bytes
   const float* scales = nullptr;  // kI8: shape[0] entries (may be unaligned-safe copy, see below)
+  uint64_t group = 0;             // kI4: input channels per scale (format/q4.h)
   uint64_t n_elements() const;
 };
 

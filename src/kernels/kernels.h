@@ -38,6 +38,27 @@ struct GemmQ8Args {
   size_t batch, in, out;
 };
 
+// One int4 linear layer (DType kI4, the layout of format/q4.h: 16-row blocks, nibbles u = q + 8, a half-float
+// scale per row and group of `group` input channels) with the same per-token int8 activations:
+//   s(t, o, g) = sum_{k in group g} (u[o][k] - 8) * xq[t][k]                 (exact int32)
+//   acc = +0;  for g = 0, 1, ...: acc = fma(float(scale(o, g)), float(s(t, o, g)), acc)
+//   y[t][o] = fma(xs[t], acc, bias ? bias[o] : 0)
+// one fused multiply-add per group in group order, so every implementation, whatever its vector width
+// (its lanes are output rows), returns bit-identical y. xg[t][g] = sum_{k in group g} xq[t][k], given by
+// the caller (gemm_q4_parallel computes it): kernels that multiply the unsigned nibbles u by the signed
+// activations subtract 8 * xg. Preconditions: xq in [-127, 127]; group a multiple of 16 dividing in.
+// The weights are read in place (any alignment); rows out..padded (format/q4.h) are read, never written.
+struct GemmQ4Args {
+  const int8_t* xq;    // (batch, in)
+  const float* xs;     // (batch)
+  const int32_t* xg;   // (batch, in / group)
+  const uint8_t* w;    // the tensor's bytes: nibbles, then the scales
+  const uint16_t* ws;  // the scale region (w + q4_nibble_bytes(out, in)), half floats
+  const float* bias;   // (out) or nullptr
+  float* y;            // (batch, out)
+  size_t batch, in, out, group;
+};
+
 struct Kernels {
   const char* name;  // "ref", "avx2", "avxvnni", "neon", "neondot"
   // y = (x - mean) / sqrt(var + eps) * g + b over n elements (population variance).
@@ -112,6 +133,10 @@ struct Kernels {
   // so every implementation returns the same bits. Writes only the mr x nr tile.
   void (*gemm_f32_tile)(size_t mr, size_t nr, size_t kc, const float* a, size_t rs, size_t cs, const float* b,
                         float* c, size_t ldc, bool acc, const float* bias);
+
+  // The tile tokens [t0, t1) x output rows [o0, o1) of an int4 GemmQ4Args: o0 a multiple of 16, o1 a
+  // multiple of 16 or a.out. Disjoint tiles write disjoint parts of a.y (gemm_q4_parallel, kernels/gemm_q4.h).
+  void (*gemm_q4_tile)(const GemmQ4Args& a, size_t t0, size_t t1, size_t o0, size_t o1);
 };
 
 // log(sum_i exp(x[i])) over n >= 1 finite elements, max-subtracted, in double: the one log-sum-exp of the

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/hash.h"
+#include "format/q4.h"
 #include "model/layer_tensors.h"
 #include "model/model_impl.h"
 
@@ -24,9 +25,13 @@ Result<const float*> Model::Impl::f32(const std::string& name) {
     case DType::kF32:
       return reinterpret_cast<const float*>(t->data);
     case DType::kF16:
-    case DType::kI8: {
+    case DType::kI8:
+    case DType::kI4: {
       std::vector<float> v(n);
-      decode_f32(t->dtype, t->data, n, t->scales, n / t->shape[0], v.data());
+      if (t->dtype == DType::kI4)
+        decode_i4_f32(t->data, t->shape[0], t->shape[1], t->group, v.data());
+      else
+        decode_f32(t->dtype, t->data, n, t->scales, n / t->shape[0], v.data());
       return (owned[name] = std::move(v)).data();
     }
   }
@@ -48,6 +53,13 @@ Result<Linear> Model::Impl::linear(const std::string& weight, const std::string&
     // gemm_q8's sign trick needs weights in [-127, 127]; -128 would overflow the int16 pair sums.
     for (uint64_t i = 0; i < w->size; ++i)
       if (l.w_q8[i] == -128) return invalid_file(file->path() + ": tensor '" + weight + "' holds -128 (int8 weights are symmetric, [-127, 127])");
+    max_linear_in = std::max(max_linear_in, in);
+    return l;
+  }
+  if (w->dtype == DType::kI4) {  // the verifier checked the layout and the scales (format/q4.h)
+    l.w_q4 = w->data;
+    l.q4_scales = reinterpret_cast<const uint16_t*>(w->data + q4_nibble_bytes(out, in));
+    l.group = w->group;
     max_linear_in = std::max(max_linear_in, in);
     return l;
   }
@@ -140,6 +152,9 @@ Result<std::shared_ptr<const Model>> Model::Impl::load_verified(std::unique_ptr<
   if (wte->dtype == DType::kI8) {
     I.wte_q8 = reinterpret_cast<const int8_t*>(wte->data);
     I.wte_scales = wte->scales;
+  } else if (wte->dtype == DType::kI4) {
+    I.wte_q4 = wte->data;
+    I.wte_group = wte->group;
   } else {
     EMBER_ASSIGN_OR_RETURN(I.wte, I.f32("wte"));
   }

@@ -17,18 +17,30 @@
 
 namespace ember {
 
-// A linear layer y = x W^T + b, W (out, in). Float weights run on XNNPACK (packed at load); int8
-// weights run on ember's gemm_q8 straight from the mapped file, with the activations quantized per
-// token into the caller's scratch (xq: batch * in bytes, xs: batch floats).
+// The caller's scratch for quantized linear layers (the session owns it): the activations quantized per
+// token, xq (batch * in bytes) and xs (batch floats), and for int4 layers their group sums xg
+// (batch * in / 16 int32: the smallest group is 16).
+struct QuantScratch {
+  int8_t* xq;
+  float* xs;
+  int32_t* xg;
+};
+
+// A linear layer y = x W^T + b, W (out, in). Float weights run on XNNPACK (packed at load); int8 and
+// int4 weights run on ember's gemm_q8 / gemm_q4 straight from the mapped file, with the activations
+// quantized per token into the caller's scratch.
 struct Linear {
   LinearF32 f32;
   const int8_t* w_q8 = nullptr;  // set: int8 path
   const float* w_scales = nullptr;
+  const uint8_t* w_q4 = nullptr;  // set: int4 path (format/q4.h: nibbles, then half-float scales)
+  const uint16_t* q4_scales = nullptr;
+  size_t group = 0;  // int4: input channels per scale
   const float* bias = nullptr;
   size_t in = 0, out = 0;
 
-  bool is_int8() const { return w_q8 != nullptr; }
-  Status run(size_t batch, const float* x, float* y, ThreadPool* pool, const Kernels& K, int8_t* xq, float* xs) const;
+  bool is_quantized() const { return w_q8 != nullptr || w_q4 != nullptr; }
+  Status run(size_t batch, const float* x, float* y, ThreadPool* pool, const Kernels& K, const QuantScratch& s) const;
 };
 
 // One block's weights, indexed by the names of model/layer_tensors.h.
@@ -46,13 +58,15 @@ struct EMBER_HIDDEN Model::Impl {
   const float* wte = nullptr;     // (n_vocab, n_embd) when stored float
   const int8_t* wte_q8 = nullptr;  // (n_vocab, n_embd) when stored int8, rows scaled by wte_scales
   const float* wte_scales = nullptr;
+  const uint8_t* wte_q4 = nullptr;  // (n_vocab, n_embd) when stored int4 (format/q4.h), groups of wte_group
+  size_t wte_group = 0;
   const float* wpe = nullptr;  // (n_ctx, n_embd)
   const float* ln_f_g = nullptr;  // pre-LN only
   const float* ln_f_b = nullptr;
   std::vector<LayerWeights> layers;
   Linear lm_head;  // (n_vocab, n_embd), no bias
   Linear cls;      // (n_classes, n_embd), when n_classes > 0
-  size_t max_linear_in = 0;  // widest int8 linear input: the session's activation scratch size
+  size_t max_linear_in = 0;  // widest int8 / int4 linear input: the session's activation scratch size
   std::map<std::string, std::vector<float>> owned;  // f32 copies of tensors not stored as f32, by name
   // XNNPACK operators hold bound pointers between setup and run: one forward at a time on a model with
   // float linear layers. int8 layers keep no state (ember's kernels, session-owned scratch), so on an

@@ -6,7 +6,7 @@
 #include <map>
 
 #include "ember/sampler.h"
-#include "kernels/gemm_q8.h"
+#include "format/q4.h"
 #include "model/layer_tensors.h"
 #include "model/model_impl.h"
 
@@ -61,16 +61,18 @@ Result<QuantReport> measure_quantization(std::shared_ptr<const Model> fm, std::s
   };
   std::map<std::string, Acc> acc;
   std::vector<int8_t> xq;
+  std::vector<int32_t> xg;
   std::vector<float> xs, y;
   SessionOptions so;
   so.n_threads = threads;
   so.linear_tap = [&](const LinearTap& t) {
     const Linear* lin = find_linear(Q, t);
-    if (!lin || !lin->is_int8()) return;
+    if (!lin || !lin->is_quantized()) return;
     xq.resize(t.rows * t.in);
     xs.resize(t.rows);
+    xg.resize(t.rows * t.in / kQ4GroupMultiple);
     y.resize(t.rows * t.out);
-    Status st = lin->run(t.rows, t.x, y.data(), nullptr, K, xq.data(), xs.data());
+    Status st = lin->run(t.rows, t.x, y.data(), nullptr, K, QuantScratch{xq.data(), xs.data(), xg.data()});
     if (!st.ok()) return;
     const std::string name = t.layer >= Q.layers.size() ? "lm_head" : "h." + std::to_string(t.layer) + "." + t.name;
     Acc& a = acc[name];
@@ -87,7 +89,7 @@ Result<QuantReport> measure_quantization(std::shared_ptr<const Model> fm, std::s
   SessionOptions qo;
   qo.n_threads = threads;
   EMBER_ASSIGN_OR_RETURN(std::unique_ptr<Session> qs, Session::create(qm, qo));
-  EMBER_ASSIGN_OR_RETURN(r.int8, compute_perplexity(*qs, tokens, ctx));
+  EMBER_ASSIGN_OR_RETURN(r.quantized, compute_perplexity(*qs, tokens, ctx));
   std::vector<std::pair<size_t, LayerError>> ordered;
   for (const auto& kv : acc)
     ordered.push_back({kv.second.order, {kv.first, kv.second.ref2 > 0 ? std::sqrt(kv.second.err2 / kv.second.ref2) : 0.0}});

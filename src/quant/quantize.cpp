@@ -1,7 +1,11 @@
 #include "ember/quantize.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
+
+#include "format/q4.h"
 
 namespace ember {
 
@@ -31,20 +35,86 @@ bool is_quantized_tensor(const std::string& name, const QuantizeOptions& opts) {
                                       ends_with(".mlp.c_fc.weight") || ends_with(".mlp.c_proj.weight"));
 }
 
+void quantize_rows_q4(const float* w, size_t rows, size_t cols, size_t group, int8_t* q, uint16_t* scales) {
+  const size_t groups = cols / group;
+  std::vector<int8_t> cand(group);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t g = 0; g < groups; ++g) {
+      const float* x = w + r * cols + g * group;
+      int8_t* qg = q + r * cols + g * group;
+      float amax = 0.0f;
+      for (size_t k = 0; k < group; ++k) amax = std::max(amax, std::fabs(x[k]));
+      uint16_t best_h = 0;
+      double best_err = 0.0;
+      std::fill(qg, qg + group, int8_t{0});
+      if (amax > 0.0f) {
+        best_err = -1.0;
+        for (int step = 0; step <= 16; ++step) {  // m = 7, 7.125, ..., 9
+          const uint16_t h = f32_to_f16(amax / (7.0f + 0.125f * step));
+          const float s = f16_to_f32(h);
+          if (!(s > 0.0f) || !std::isfinite(s)) continue;
+          const float inv = 1.0f / s;
+          double err = 0.0;
+          for (size_t k = 0; k < group; ++k) {
+            float v = std::nearbyint(x[k] * inv);
+            v = v > 7.0f ? 7.0f : (v < -8.0f ? -8.0f : v);
+            cand[k] = static_cast<int8_t>(v);
+            const double d = static_cast<double>(x[k]) - static_cast<double>(s) * v;
+            err += d * d;
+          }
+          if (best_err < 0.0 || err < best_err) {
+            best_err = err;
+            best_h = h;
+            std::copy(cand.begin(), cand.end(), qg);
+          }
+        }
+        if (best_err < 0.0) best_h = 0;  // every candidate underflowed the half range: the group is ~0
+      }
+      scales[r * groups + g] = best_h;
+    }
+}
+
 Status quantize_model(ModelSpec& spec, const QuantizeOptions& opts) {
   EMBER_RETURN_IF_ERROR(spec.validate());
+  for (DType d : {opts.type, opts.embedding_type})
+    if (d != DType::kI8 && d != DType::kI4)
+      return invalid_argument(std::string("quantize: type ") + dtype_name(d) + " is not a quantized type (i8 or i4)");
+  if (opts.type == DType::kI4 || (opts.embeddings && opts.embedding_type == DType::kI4))
+    if (opts.group == 0 || opts.group % 16 != 0)
+      return invalid_argument("quantize: int4 group size " + std::to_string(opts.group) + " is not a positive multiple of 16");
   for (TensorData& t : spec.tensors) {
-    if (!is_quantized_tensor(t.name, opts) || t.dtype == DType::kI8) continue;
+    if (!is_quantized_tensor(t.name, opts)) continue;
+    const bool embedding = t.name == "wte" || t.name == "lm_head.weight";
+    const DType want = embedding ? opts.embedding_type : opts.type;
+    if (t.dtype == want && (want != DType::kI4 || t.group == opts.group)) continue;
     if (t.shape.size() != 2) return invalid_argument("quantize: tensor '" + t.name + "' is not a matrix");
     const size_t rows = t.shape[0], cols = t.shape[1];
-    std::vector<float> f(rows * cols);
-    decode_f32(t.dtype, t.data.data(), f.size(), nullptr, cols, f.data());
-    for (float v : f)
+    if (want == DType::kI4 && cols % opts.group != 0)
+      return invalid_argument("quantize: tensor '" + t.name + "': int4 group size " + std::to_string(opts.group) +
+                              " does not divide its rows of " + std::to_string(cols) + " (choose a group that does, or int8)");
+    const std::vector<float> f = tensor_values(t);
+    float amax = 0.0f;
+    for (float v : f) {
       if (!std::isfinite(v)) return invalid_argument("quantize: tensor '" + t.name + "' holds a non-finite value");
-    t.dtype = DType::kI8;
-    t.data.assign(rows * cols, 0);
-    t.scales.resize(rows);
-    quantize_rows_symmetric(f.data(), rows, cols, reinterpret_cast<int8_t*>(t.data.data()), t.scales.data());
+      amax = std::max(amax, std::fabs(v));
+    }
+    if (want == DType::kI4 && amax / 7.0f > 65504.0f)
+      return invalid_argument("quantize: tensor '" + t.name + "' holds weights too large for int4's half-float scales");
+    t.scales.clear();
+    t.group = 0;
+    t.dtype = want;
+    if (want == DType::kI8) {
+      t.data.assign(rows * cols, 0);
+      t.scales.resize(rows);
+      quantize_rows_symmetric(f.data(), rows, cols, reinterpret_cast<int8_t*>(t.data.data()), t.scales.data());
+    } else {
+      std::vector<int8_t> q(rows * cols);
+      std::vector<uint16_t> s(rows * (cols / opts.group));
+      quantize_rows_q4(f.data(), rows, cols, opts.group, q.data(), s.data());
+      t.group = opts.group;
+      t.data.assign(q4_bytes(rows, cols, opts.group), 0);
+      q4_pack(q.data(), s.data(), rows, cols, opts.group, t.data.data());
+    }
   }
   return Status::Ok();
 }

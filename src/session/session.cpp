@@ -9,6 +9,7 @@
 #include "core/file_io.h"
 #include "core/threadpool.h"
 #include "core/visibility.h"
+#include "format/q4.h"
 #include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "model/block.h"
@@ -68,6 +69,8 @@ struct EMBER_HIDDEN Session::Impl {
   std::vector<float> x, xn, qkv, att, tmp, ff, scores, logits, hidden;
   std::vector<int8_t> xq;  // int8 linear layers: activations quantized per token (n_batch, widest input)
   std::vector<float> xs;   // and their scales (n_batch)
+  std::vector<int32_t> xg;  // int4 linear layers: their group sums (n_batch, widest input / 32)
+  QuantScratch scratch() { return {xq.data(), xs.data(), xg.data()}; }
   const float* last_logits = nullptr;
   std::vector<int32_t> tokens;  // (n_ctx) the ids at positions 0..n_past-1
   bool has_hidden = false;      // `hidden` holds the state of the token at n_past - 1
@@ -154,6 +157,9 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
         const int8_t* q = M->wte_q8 + id * C;
         const float s = M->wte_scales[id];
         for (size_t i = 0; i < C; ++i) row[i] = s * q[i] + p[i];
+      } else if (M->wte_q4) {
+        q4_dequantize_row(M->wte_q4, V, C, M->wte_group, id, row);
+        for (size_t i = 0; i < C; ++i) row[i] += p[i];
       } else {
         const float* e = M->wte + id * C;
         for (size_t i = 0; i < C; ++i) row[i] = e[i] + p[i];
@@ -188,7 +194,7 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
       Status st;
       {
         OpTimer timer(s.prof, op);
-        st = lin.run(B, in, out, s.pool.get(), *s.K, s.xq.data(), s.xs.data());
+        st = lin.run(B, in, out, s.pool.get(), *s.K, s.scratch());
       }
       if (s.tap && st.ok()) s.tap(LinearTap{kOpNames[op], layer, in, out, B, lin.in, lin.out});
       return st;
@@ -228,13 +234,13 @@ Status Session::Impl::forward(const int32_t* tok, size_t B, bool want_logits, co
   if (each) {
     for (size_t r = 0; r < B; r += kLogitRows) {
       const size_t k = B - r < kLogitRows ? B - r : kLogitRows;
-      EMBER_RETURN_IF_ERROR(M->lm_head.run(k, hs + r * C, logits.data(), tp, *K, xq.data(), xs.data()));
+      EMBER_RETURN_IF_ERROR(M->lm_head.run(k, hs + r * C, logits.data(), tp, *K, scratch()));
       if (tap) tap(LinearTap{kOpNames[kLmHead], L, hs + r * C, logits.data(), k, C, V});
       for (size_t i = 0; i < k; ++i) (*each)(index0 + r + i, logits.data() + i * V);
       last_logits = logits.data() + (k - 1) * V;
     }
   } else if (want_logits) {
-    EMBER_RETURN_IF_ERROR(M->lm_head.run(1, hs + (B - 1) * C, logits.data(), tp, *K, xq.data(), xs.data()));
+    EMBER_RETURN_IF_ERROR(M->lm_head.run(1, hs + (B - 1) * C, logits.data(), tp, *K, scratch()));
     if (tap) tap(LinearTap{kOpNames[kLmHead], L, hs + (B - 1) * C, logits.data(), 1, C, V});
     last_logits = logits.data();
   }
@@ -295,6 +301,7 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
     I.tokens.resize(I.T);
     I.xq.resize(B * I.M->max_linear_in);
     I.xs.resize(B);
+    I.xg.resize(B * I.M->max_linear_in / kQ4GroupMultiple);
     if (I.kv_type == KvType::kInt8) I.q8.resize(B * I.C);
   } catch (const std::bad_alloc&) {
     return internal_error("session: out of memory allocating the scratch for n_batch " + std::to_string(B) + ", n_head " +
@@ -340,7 +347,7 @@ Status Session::classify(float* probs) {
   if (n == 0) return invalid_argument("classify: " + I.model->path() + " has no classifier head");
   if (!I.has_hidden) return invalid_argument("classify: run prefill() on the input first");
   const std::unique_lock<std::mutex> lock = I.M->compute_lock();
-  EMBER_RETURN_IF_ERROR(I.M->cls.run(1, I.hidden.data(), probs, I.pool.get(), *I.K, I.xq.data(), I.xs.data()));
+  EMBER_RETURN_IF_ERROR(I.M->cls.run(1, I.hidden.data(), probs, I.pool.get(), *I.K, I.scratch()));
   I.K->softmax_f32(probs, n);
   return Status::Ok();
 }
@@ -462,7 +469,7 @@ size_t Session::kv_cache_bytes() const {
 size_t Session::memory_bytes() const {
   const Impl& I = *impl_;
   size_t n = I.x.size() + I.xn.size() + I.qkv.size() + I.att.size() + I.tmp.size() + I.ff.size() + I.scores.size() +
-             I.logits.size() + I.hidden.size() + I.xs.size();
+             I.logits.size() + I.hidden.size() + I.xs.size() + I.xg.size();
   return kv_cache_bytes() + n * sizeof(float) + I.xq.size() + I.q8.size() + I.tokens.size() * sizeof(int32_t);
 }
 

@@ -707,8 +707,8 @@ Result<std::unique_ptr<Trainer>> Trainer::from_spec(const ModelSpec& spec, const
   EMBER_RETURN_IF_ERROR(I.init(spec.config, opts));
   for (const ParamInfo& p : I.info) {
     const TensorData* td = spec.find(p.name);  // present: validate() checked names and shapes
-    float* w = I.P(p.offset);
-    decode_f32(td->dtype, td->data.data(), p.size, td->scales.data(), p.size / p.shape[0], w);
+    const std::vector<float> v = tensor_values(*td);
+    std::copy(v.begin(), v.end(), I.P(p.offset));
   }
   return t;
 }

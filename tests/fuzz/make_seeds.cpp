@@ -192,6 +192,21 @@ void models() {
   ember::ModelSpec bpe = spec_for(c, small_bpe());
   die_if(ember::quantize_model(bpe, {}));
   put("model", "int8_gpt2_bpe.ember", write_model(bpe));
+
+  // int4 (groups of 16: the smallest rows int4 takes), embedding int4 too.
+  c = ember::ModelConfig();
+  c.n_vocab = 12;
+  c.n_ctx = 6;
+  c.n_embd = 16;
+  c.n_head = 2;
+  c.n_layer = 1;
+  c.n_ff = 32;
+  ember::ModelSpec q4 = spec_for(c, chars_tok("\n abcdehlor!"));
+  ember::QuantizeOptions o;
+  o.type = o.embedding_type = ember::DType::kI4;
+  o.group = 16;
+  die_if(ember::quantize_model(q4, o));
+  put("model", "int4_preln_chars.ember", write_model(q4));
 }
 
 // ---- safetensors -----------------------------------------------------------------------------------

@@ -15,13 +15,13 @@ using namespace ember_cli;
 
 namespace {
 
-// Re-encodes a tensor as f32 or f16 (f16 and int8 inputs, e.g. from an .ember file, are expanded).
+// Re-encodes a tensor as f32 or f16 (f16, int8 and int4 inputs, e.g. from an .ember file, are expanded).
 void to_type(ember::TensorData& t, ember::DType want) {
   if (t.dtype == want) return;
-  const size_t n = t.data.size() / ember::dtype_size(t.dtype);
-  std::vector<float> f(n);
-  ember::decode_f32(t.dtype, t.data.data(), n, t.scales.data(), n / t.shape[0], f.data());
+  const std::vector<float> f = ember::tensor_values(t);
+  const size_t n = f.size();
   t.scales.clear();
+  t.group = 0;
   t.dtype = want;
   t.data.resize(n * ember::dtype_size(want));
   for (size_t i = 0; i < n; ++i) {
@@ -38,7 +38,7 @@ void to_type(ember::TensorData& t, ember::DType want) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args args("ember-quantize", "ember-quantize INPUT OUTPUT [--type int8|f32|f16] [--calib FILE] [options]",
+  Args args("ember-quantize", "ember-quantize INPUT OUTPUT [--type int8|int4|f32|f16] [--calib FILE] [options]",
             "Converts a trained GPT checkpoint into an .ember model file. INPUT is a checkpoint directory\n"
             "(model.safetensors + config.json, with vocab.json + merges.txt, encoder.json + vocab.bpe or\n"
             "vocab_chars.json for the tokenizer), a .safetensors file (config and tokenizer files beside\n"
@@ -46,17 +46,25 @@ int main(int argc, char** argv) {
             "namings are detected.\n\n"
             "int8 (the default): the weights of every linear layer and the token embedding / tied LM head\n"
             "become int8, symmetric, one scale per output channel; the runtime quantizes activations per\n"
-            "token. The result is checked on calibration tokens: a table of each layer's relative output\n"
-            "error, and the float vs int8 perplexity. If int8 is worse than --max-ppl-increase, nothing is\n"
-            "written and the exit code is 1. Calibration tokens come from --calib (text; token ids when the\n"
+            "token.\n\n"
+            "int4: the linear layers' weights become 4-bit, symmetric, with a half-float scale per group of\n"
+            "--group input channels of each output channel (the scale that minimises the group's squared\n"
+            "error); the embedding / tied LM head takes --embedding-type (int4 by default: about half the\n"
+            "file of int8; int8 keeps it more exact). Activations stay int8 per token.\n\n"
+            "The quantized model is checked on calibration tokens: a table of each layer's relative output\n"
+            "error, and the float vs quantized perplexity. If it is worse than --max-ppl-increase, nothing\n"
+            "is written and the exit code is 1. Calibration tokens come from --calib (text; token ids when the\n"
             "name ends in .ids (whitespace-separated) or .bin (uint16)); without it, they are sampled from\n"
             "the float model itself, which needs no extra file.\n\n"
             "The output is written to a temporary file and renamed, so a failure never leaves a partial\n"
             "OUTPUT.");
-  args.option("type", "", "TYPE", "tensor type of the output: int8, f32 or f16", "int8");
+  args.option("type", "", "TYPE", "tensor type of the output: int8, int4, f32 or f16", "int8");
+  args.option("group", "", "N", "int4: input channels per scale (a multiple of 16 dividing n_embd and n_ff)", "32");
+  args.option("embedding-type", "", "TYPE", "int4: type of the token embedding / tied LM head (int4 or int8)", "int4");
   args.option("calib", "", "FILE", "calibration text (or .ids / .bin token ids)");
   args.option("calib-tokens", "", "N", "calibration tokens to use (sampled, or the first N of --calib)", "1024");
-  args.option("max-ppl-increase", "", "FRAC", "refuse when int8 perplexity exceeds float by more than this", "0.02");
+  args.option("max-ppl-increase", "", "FRAC",
+              "refuse when the quantized perplexity exceeds float's by more than this (default: 0.02 for int8, 0.05 for int4)");
   args.option("threads", "t", "N", "threads for calibration", std::to_string(default_threads()));
   args.option("meta", "", "KEY=VALUE", "add a metadata entry (repeatable; replaces one ember-quantize writes), e.g. license=MIT");
   args.parse(argc, argv);
@@ -65,10 +73,21 @@ int main(int argc, char** argv) {
   if (args.positional().size() != 2) args.usage_error("give INPUT and OUTPUT");
   const std::string in = args.positional()[0], out = args.positional()[1];
   const std::string type = args.str("type");
-  if (type != "f32" && type != "f16" && type != "int8")
-    args.usage_error("--type " + type + " is not supported (int8, f32 or f16)");
+  if (type != "f32" && type != "f16" && type != "int8" && type != "int4")
+    args.usage_error("--type " + type + " is not supported (int8, int4, f32 or f16)");
+  ember::QuantizeOptions qopts;
+  qopts.type = qopts.embedding_type = type == "int4" ? ember::DType::kI4 : ember::DType::kI8;
+  if (type == "int4") {
+    qopts.group = static_cast<uint32_t>(args.integer("group", 16, 1 << 20));
+    if (qopts.group % 16 != 0) args.usage_error("--group " + std::to_string(qopts.group) + " is not a multiple of 16");
+    const std::string et = args.str("embedding-type");
+    if (et != "int4" && et != "int8") args.usage_error("--embedding-type " + et + " is not int4 or int8");
+    qopts.embedding_type = et == "int4" ? ember::DType::kI4 : ember::DType::kI8;
+  } else if (args.has("group") || args.has("embedding-type")) {
+    args.usage_error("--group and --embedding-type apply to --type int4 only");
+  }
   const size_t calib_n = static_cast<size_t>(args.integer("calib-tokens", 2, 1 << 24));
-  const double max_increase = args.number("max-ppl-increase", 0.0, 1e9);
+  const double max_increase = args.has("max-ppl-increase") ? args.number("max-ppl-increase", 0.0, 1e9) : type == "int4" ? 0.05 : 0.02;
   const uint32_t threads = static_cast<uint32_t>(args.integer("threads", 1, 1024));
 
   const double t0 = now_seconds();
@@ -100,9 +119,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: wrote %s in %.1f s\n", P.c_str(), out.c_str(), now_seconds() - t0);
     return 0;
   };
-  if (type != "int8") return write();
+  if (type != "int8" && type != "int4") return write();
 
-  // int8: keep the float model at hand (in memory) to measure against, then quantize and compare.
+  // int8 / int4: keep the float model at hand (in memory) to measure against, then quantize and compare.
   auto fm = check(P, ember::load_model_spec(spec, in + " (f32)"));
   const size_t ctx = std::min<size_t>(c.n_ctx, 256);
   std::vector<int32_t> calib;
@@ -129,25 +148,30 @@ int main(int argc, char** argv) {
     calib = check(P, ember::sample_tokens(fm, calib_n, ctx, /*seed=*/1, threads));
     calib_desc = std::to_string(calib.size()) + " tokens sampled from the float model (seed 1)";
   }
-  check(P, ember::quantize_model(spec, {}));
-  spec.metadata["quantization"] = "int8 weights, symmetric per output channel; activations int8 per token (dynamic)";
-  auto qm = check(P, ember::load_model_spec(spec, in + " (int8)"));
+  std::fprintf(stderr, "%s: quantizing to %s\n", P.c_str(), type.c_str());
+  check(P, ember::quantize_model(spec, qopts));
+  spec.metadata["quantization"] =
+      type == "int8" ? "int8 weights, symmetric per output channel; activations int8 per token (dynamic)"
+                     : "int4 weights, symmetric, a half-float scale per " + std::to_string(qopts.group) +
+                           " input channels; embedding " + (qopts.embedding_type == ember::DType::kI4 ? "int4" : "int8") +
+                           "; activations int8 per token (dynamic)";
+  auto qm = check(P, ember::load_model_spec(spec, in + " (" + type + ")"));
   std::fprintf(stderr, "%s: measuring on %s\n", P.c_str(), calib_desc.c_str());
   const ember::QuantReport rep = check(P, ember::measure_quantization(fm, qm, calib, ctx, threads));
   std::fprintf(stderr, "\n%-18s %s\n", "layer", "relative output error (isolated)");
   for (const auto& l : rep.layers) std::fprintf(stderr, "%-18s %.5f\n", l.name.c_str(), l.rel_err);
-  const double increase = rep.int8.ppl / rep.f32.ppl - 1.0;
-  std::fprintf(stderr, "\nperplexity on the calibration tokens (%zu predicted, windows of %zu): f32 %.4f, int8 %.4f (%+.3f%%)\n\n",
-               rep.f32.n_tokens, ctx, rep.f32.ppl, rep.int8.ppl, 100.0 * increase);
+  const double increase = rep.quantized.ppl / rep.f32.ppl - 1.0;
+  std::fprintf(stderr, "\nperplexity on the calibration tokens (%zu predicted, windows of %zu): f32 %.4f, %s %.4f (%+.3f%%)\n\n",
+               rep.f32.n_tokens, ctx, rep.f32.ppl, type.c_str(), rep.quantized.ppl, 100.0 * increase);
   if (!(increase <= max_increase)) {  // NaN fails too
     char buf[256];
-    std::snprintf(buf, sizeof buf, "int8 perplexity is %.2f%% above float, more than --max-ppl-increase %.2f%%; nothing written",
-                  100.0 * increase, 100.0 * max_increase);
+    std::snprintf(buf, sizeof buf, "%s perplexity is %.2f%% above float, more than --max-ppl-increase %.2f%%; nothing written",
+                  type.c_str(), 100.0 * increase, 100.0 * max_increase);
     fail(P, buf);
   }
   // Record the check in the file, then move it into place.
   char ppl[128];
-  std::snprintf(ppl, sizeof ppl, "f32 %.4f, int8 %.4f on %s", rep.f32.ppl, rep.int8.ppl, calib_desc.c_str());
+  std::snprintf(ppl, sizeof ppl, "f32 %.4f, %s %.4f on %s", rep.f32.ppl, type.c_str(), rep.quantized.ppl, calib_desc.c_str());
   spec.metadata["calibration"] = ppl;
   return write();
 }

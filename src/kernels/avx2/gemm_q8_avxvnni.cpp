@@ -51,6 +51,7 @@ const Kernels* avxvnni_kernels() {
     t.name = "avxvnni";
     t.gemm_q8 = gemm_q8_avxvnni;
     t.gemm_q8_tile = gemm_q8_tile_avxvnni;
+    t.gemm_q4_tile = gemm_q4_tile_avxvnni;
     return t;
   }();
   return &k;

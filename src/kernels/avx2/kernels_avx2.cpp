@@ -403,7 +403,7 @@ const Kernels& avx2_kernels() {
                             gelu_tanh_backward_avx2, gelu_erf_backward_avx2, reference_kernels().relu_backward_f32,
                             // Training's layer norm and softmax backward: the reference's until a SIMD version is measured.
                             reference_kernels().layernorm_backward_f32, reference_kernels().softmax_backward_f32,
-                            gemm_f32_tile_avx2};
+                            gemm_f32_tile_avx2, gemm_q4_tile_avx2};
   return k;
 }
 

@@ -2,6 +2,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ember/config.h"
+#include "format/q4.h"
 #include "kernels/kernels.h"
 
 namespace ember {
@@ -102,6 +104,31 @@ void gemm_q8_ref(const int8_t* xq, const float* xs, size_t batch, const int8_t* 
   gemm_q8_tile_ref(GemmQ8Args{xq, xs, w, ws, bias, y, batch, in, out}, 0, batch, 0, out);
 }
 
+// Straight from the definition in kernels.h, walking format/q4.h's layout: the 64 bytes of pair p of
+// group g hold row r's channels 8p + i (low nibbles) and 8p + 4 + i (high) at bytes 4r + i.
+void gemm_q4_tile_ref(const GemmQ4Args& a, size_t t0, size_t t1, size_t o0, size_t o1) {
+  const size_t groups = a.in / a.group;
+  for (size_t t = t0; t < t1; ++t) {
+    const int8_t* x = a.xq + t * a.in;
+    for (size_t o = o0; o < o1; ++o) {
+      const size_t b = o / kQ4BlockRows, r = o % kQ4BlockRows;
+      float acc = 0.0f;
+      for (size_t g = 0; g < groups; ++g) {
+        const uint8_t* blk = a.w + b * 8 * a.in + g * 8 * a.group + 4 * r;
+        const int8_t* xg = x + g * a.group;
+        int32_t s = 0;
+        for (size_t p = 0; p < a.group / 8; ++p)
+          for (size_t i = 0; i < 4; ++i) {
+            const uint8_t byte = blk[64 * p + i];
+            s += (int32_t{byte & 0x0f} - 8) * xg[8 * p + i] + (int32_t{byte >> 4} - 8) * xg[8 * p + 4 + i];
+          }
+        acc = std::fma(f16_to_f32(a.ws[(b * groups + g) * kQ4BlockRows + r]), static_cast<float>(s), acc);
+      }
+      a.y[t * a.out + o] = std::fma(a.xs[t], acc, a.bias ? a.bias[o] : 0.0f);
+    }
+  }
+}
+
 void wsum_rows_q8_ref(const float* p, const int8_t* v, const float* scale, size_t n, size_t d, float* out) {
   for (size_t i = 0; i < d; ++i) out[i] = 0.0f;
   for (size_t j = 0; j < n; ++j, v += d) {
@@ -193,7 +220,8 @@ const Kernels& reference_kernels() {
                             gemm_q8_ref, gemm_q8_tile_ref, wsum_rows_q8_ref,
                             scores_f32_ref, wsum_rows_f32_ref,
                             gelu_tanh_backward_ref, gelu_erf_backward_ref, relu_backward_ref,
-                            layernorm_backward_ref, softmax_backward_ref, gemm_f32_tile_ref};
+                            layernorm_backward_ref, softmax_backward_ref, gemm_f32_tile_ref,
+                            gemm_q4_tile_ref};
   return k;
 }
 
