@@ -33,6 +33,7 @@ const Kernels* neondot_kernels() {
     t.name = "neondot";
     t.gemm_q8 = gemm_q8_neondot;
     t.gemm_q8_tile = gemm_q8_tile_neondot;
+    t.gemm_q4_tile = gemm_q4_tile_neondot;
     return t;
   }();
   return &k;

@@ -331,7 +331,7 @@ const Kernels& neon_kernels() {
                             reference_kernels().gelu_tanh_backward_f32, reference_kernels().gelu_erf_backward_f32,
                             reference_kernels().relu_backward_f32,
                             reference_kernels().layernorm_backward_f32, reference_kernels().softmax_backward_f32,
-                            gemm_f32_tile_neon, reference_kernels().gemm_q4_tile};
+                            gemm_f32_tile_neon, gemm_q4_tile_neon};
   return k;
 }
 

@@ -32,6 +32,10 @@ void gemm_q8_tile_neon(const GemmQ8Args& a, size_t t0, size_t t1, size_t o0, siz
 void gemm_q8_neon(const int8_t* xq, const float* xs, size_t batch, const int8_t* w, const float* ws,
                   const float* bias, float* y, size_t in, size_t out);
 
+// Entry points of gemm_q4_neon.cpp and gemm_q4_neondot.cpp (the latter only in the neondot library).
+void gemm_q4_tile_neon(const GemmQ4Args& a, size_t t0, size_t t1, size_t o0, size_t o1);
+void gemm_q4_tile_neondot(const GemmQ4Args& a, size_t t0, size_t t1, size_t o0, size_t o1);
+
 // Entry point of gemm_f32_neon.cpp.
 void gemm_f32_tile_neon(size_t mr, size_t nr, size_t kc, const float* a, size_t rs, size_t cs, const float* b, float* c,
                         size_t ldc, bool acc, const float* bias);
