@@ -48,6 +48,18 @@ EMBER_API void quantize_rows_q4(const float* w, size_t rows, size_t cols, size_t
 // again. Fails, naming the tensor, when int4's group does not divide a row or a weight is not finite.
 EMBER_API Status quantize_model(ModelSpec& spec, const QuantizeOptions& opts);
 
+// quantize_model with GPTQ for its int4 tensors (Frantar et al. 2022): the layer inputs of `tokens`
+// (windows of ctx, through the float model of `spec`) give each int4 layer's Hessian X^T X; its weights
+// are then quantized one input channel at a time, each channel's rounding error spread over the channels
+// not yet quantized so that the layer's output moves least. Costs a float forward over the tokens plus
+// O(in^3 + out in^2) per layer; the int8 and float tensors are as quantize_model makes them.
+EMBER_API Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const std::vector<int32_t>& tokens,
+                                     size_t ctx, uint32_t threads);
+// GPTQ of one weight matrix w (out x in) with the input Hessian `hessian` (in x in, symmetric): values
+// q in [-8, 7] (out x in) and half-float scales per group (out x in / group).
+EMBER_API Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, const double* hessian, int8_t* q,
+                                  uint16_t* scales, uint32_t threads);
+
 // True for the tensors quantize_model quantizes.
 EMBER_API bool is_quantized_tensor(const std::string& name, const QuantizeOptions& opts);
 

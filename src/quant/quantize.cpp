@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "format/q4.h"
+#include "quant/q4_quant.h"
 
 namespace ember {
 
@@ -35,43 +36,49 @@ bool is_quantized_tensor(const std::string& name, const QuantizeOptions& opts) {
                                       ends_with(".mlp.c_fc.weight") || ends_with(".mlp.c_proj.weight"));
 }
 
+uint16_t q4_group_scale(const float* x, size_t n, const float* weight, int8_t* q) {
+  float amax = 0.0f;
+  for (size_t k = 0; k < n; ++k) amax = std::max(amax, std::fabs(x[k]));
+  std::fill(q, q + n, int8_t{0});
+  if (!(amax > 0.0f)) return 0;
+  int8_t cand[kQ4MaxGroupSearch];
+  uint16_t best_h = 0;
+  double best_err = -1.0;
+  for (int step = 0; step <= 16; ++step) {  // m = 7, 7.125, ..., 9
+    const uint16_t h = f32_to_f16(amax / (7.0f + 0.125f * static_cast<float>(step)));
+    const float s = f16_to_f32(h);
+    if (!(s > 0.0f) || !std::isfinite(s)) continue;
+    const float inv = 1.0f / s;
+    double err = 0.0;
+    for (size_t k0 = 0; k0 < n; k0 += kQ4MaxGroupSearch) {
+      const size_t k1 = std::min(n, k0 + kQ4MaxGroupSearch);
+      for (size_t k = k0; k < k1; ++k) {
+        float v = std::nearbyint(x[k] * inv);
+        v = v > 7.0f ? 7.0f : (v < -8.0f ? -8.0f : v);
+        cand[k - k0] = static_cast<int8_t>(v);
+        const double d = static_cast<double>(x[k]) - static_cast<double>(s) * v;
+        err += (weight ? weight[k] : 1.0) * d * d;
+      }
+    }
+    if (best_err < 0.0 || err < best_err) {
+      best_err = err;
+      best_h = h;
+    }
+  }
+  if (best_err < 0.0) return 0;  // every candidate underflowed the half range: the group is ~0
+  const float s = f16_to_f32(best_h), inv = 1.0f / s;
+  for (size_t k = 0; k < n; ++k) {
+    float v = std::nearbyint(x[k] * inv);
+    q[k] = static_cast<int8_t>(v > 7.0f ? 7.0f : (v < -8.0f ? -8.0f : v));
+  }
+  return best_h;
+}
+
 void quantize_rows_q4(const float* w, size_t rows, size_t cols, size_t group, int8_t* q, uint16_t* scales) {
   const size_t groups = cols / group;
-  std::vector<int8_t> cand(group);
   for (size_t r = 0; r < rows; ++r)
-    for (size_t g = 0; g < groups; ++g) {
-      const float* x = w + r * cols + g * group;
-      int8_t* qg = q + r * cols + g * group;
-      float amax = 0.0f;
-      for (size_t k = 0; k < group; ++k) amax = std::max(amax, std::fabs(x[k]));
-      uint16_t best_h = 0;
-      double best_err = 0.0;
-      std::fill(qg, qg + group, int8_t{0});
-      if (amax > 0.0f) {
-        best_err = -1.0;
-        for (int step = 0; step <= 16; ++step) {  // m = 7, 7.125, ..., 9
-          const uint16_t h = f32_to_f16(amax / (7.0f + 0.125f * step));
-          const float s = f16_to_f32(h);
-          if (!(s > 0.0f) || !std::isfinite(s)) continue;
-          const float inv = 1.0f / s;
-          double err = 0.0;
-          for (size_t k = 0; k < group; ++k) {
-            float v = std::nearbyint(x[k] * inv);
-            v = v > 7.0f ? 7.0f : (v < -8.0f ? -8.0f : v);
-            cand[k] = static_cast<int8_t>(v);
-            const double d = static_cast<double>(x[k]) - static_cast<double>(s) * v;
-            err += d * d;
-          }
-          if (best_err < 0.0 || err < best_err) {
-            best_err = err;
-            best_h = h;
-            std::copy(cand.begin(), cand.end(), qg);
-          }
-        }
-        if (best_err < 0.0) best_h = 0;  // every candidate underflowed the half range: the group is ~0
-      }
-      scales[r * groups + g] = best_h;
-    }
+    for (size_t g = 0; g < groups; ++g)
+      scales[r * groups + g] = q4_group_scale(w + r * cols + g * group, group, nullptr, q + r * cols + g * group);
 }
 
 Status quantize_model(ModelSpec& spec, const QuantizeOptions& opts) {

@@ -21,9 +21,16 @@
 namespace ember {
 namespace {
 
+// Software prefetch distance in bytes of the nibble stream (the block's 8 in bytes, then the next
+// block's): measured with the weights streamed from DRAM (Sapphire Rapids VM, 2026-12-06), 2048 took the
+// LM head from 2.62 to 1.97 ms (1024: 1.92, 512: 2.16); the hardware prefetcher alone restarts at every
+// 4 KiB page. Prefetches never fault, so running past the tensor is harmless.
+constexpr size_t kQ4Prefetch = 2048;
+
 // Tokens x (two 8-row halves) x NA accumulators (NA = 2 keeps the low and the high nibbles' products
-// apart: more independent dependency chains for few tokens).
-template <class Dot, int T, int NA>
+// apart: more independent dependency chains for few tokens). PF: prefetch ahead (the first token tile of
+// a block; the others find it in L1).
+template <class Dot, int T, int NA, bool PF>
 inline void q4_block_tokens(const GemmQ4Args& a, size_t b, size_t t, float* ybuf /* T x 16 accumulators */) {
   const size_t groups = a.in / a.group, G = a.group;
   const uint8_t* wb = a.w + b * 8 * a.in;
@@ -44,6 +51,7 @@ inline void q4_block_tokens(const GemmQ4Args& a, size_t b, size_t t, float* ybuf
           for (int n = 0; n < NA; ++n) acc[i][h][n] = _mm256_setzero_si256();
       const size_t p_end = (c + 32 < G ? c + 32 : G) / 8;
       for (size_t p = c / 8; p < p_end; ++p) {
+        if (PF) _mm_prefetch(reinterpret_cast<const char*>(wg + 64 * p + kQ4Prefetch), _MM_HINT_T0);
         const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + 64 * p));
         const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + 64 * p + 32));
         const __m256i u[2][2] = {{_mm256_and_si256(v0, mask), _mm256_and_si256(_mm256_srli_epi16(v0, 4), mask)},
@@ -94,10 +102,10 @@ inline void q4_store(const GemmQ4Args& a, size_t t, size_t o, size_t n, const fl
   }
 }
 
-template <class Dot, int T, int NA>
+template <class Dot, int T, int NA, bool PF>
 inline void q4_tokens(const GemmQ4Args& a, size_t b, size_t t, size_t o, size_t n) {
   alignas(32) float acc[T * 16];
-  q4_block_tokens<Dot, T, NA>(a, b, t, acc);
+  q4_block_tokens<Dot, T, NA, PF>(a, b, t, acc);
   for (int i = 0; i < T; ++i) q4_store(a, t + i, o, n, acc + 16 * i);
 }
 
@@ -107,12 +115,14 @@ inline void gemm_q4_tile_impl(const GemmQ4Args& a, size_t t0, size_t t1, size_t 
   for (size_t o = o0; o < o1; o += 16) {
     const size_t b = o / 16, n = o1 - o < 16 ? o1 - o : 16;
     size_t t = t0;
-    if (t1 - t0 <= 2) {
-      for (; t < t1; ++t) q4_tokens<Dot, 1, 2>(a, b, t, o, n);
+    if (t1 - t0 < 4) {
+      if (t < t1) q4_tokens<Dot, 1, 2, true>(a, b, t++, o, n);
+      for (; t < t1; ++t) q4_tokens<Dot, 1, 2, false>(a, b, t, o, n);
       continue;
     }
-    for (; t + 4 <= t1; t += 4) q4_tokens<Dot, 4, 1>(a, b, t, o, n);
-    for (; t < t1; ++t) q4_tokens<Dot, 1, 2>(a, b, t, o, n);
+    q4_tokens<Dot, 4, 1, true>(a, b, t, o, n);
+    for (t += 4; t + 4 <= t1; t += 4) q4_tokens<Dot, 4, 1, false>(a, b, t, o, n);
+    for (; t < t1; ++t) q4_tokens<Dot, 1, 2, false>(a, b, t, o, n);
   }
 }
 
