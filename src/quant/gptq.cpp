@@ -26,22 +26,30 @@
 namespace ember {
 namespace {
 
+// sum_k a[k] b[k] in eight interleaved partial sums (independent dependency chains; a fixed order, so
+// the result is the same on every run).
+double dot(const double* a, const double* b, size_t n) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (size_t u = 0; u < 8; ++u) s[u] += a[k + u] * b[k + u];
+  for (; k < n; ++k) s[0] += a[k] * b[k];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 // Lower Cholesky factor of the symmetric positive definite a (n x n, row-major, in place: the lower
 // triangle becomes L, the upper is zeroed). False if a pivot is not positive.
 bool cholesky_lower(std::vector<double>& a, size_t n) {
   for (size_t j = 0; j < n; ++j) {
     double* rj = &a[j * n];
-    double d = rj[j];
-    for (size_t k = 0; k < j; ++k) d -= rj[k] * rj[k];
+    const double d = rj[j] - dot(rj, rj, j);
     if (!(d > 0.0)) return false;
     const double l = std::sqrt(d);
     rj[j] = l;
     const double inv = 1.0 / l;
     for (size_t i = j + 1; i < n; ++i) {
       double* ri = &a[i * n];
-      double s = ri[j];
-      for (size_t k = 0; k < j; ++k) s -= ri[k] * rj[k];
-      ri[j] = s * inv;
+      ri[j] = (ri[j] - dot(ri, rj, j)) * inv;
     }
   }
   for (size_t i = 0; i < n; ++i)
@@ -49,34 +57,33 @@ bool cholesky_lower(std::vector<double>& a, size_t n) {
   return true;
 }
 
-// From L (lower, L L^T = H): H^-1 = L^-T L^-1, then U with H^-1 = U^T U (U = the transposed lower
-// Cholesky factor of H^-1). Returns U row-major as float. False if H^-1 is not positive definite.
-bool inverse_upper_factor(const std::vector<double>& L, size_t n, std::vector<float>& U) {
-  // M = L^-1 (lower), column by column by forward substitution.
-  std::vector<double> M(n * n, 0.0);
-  for (size_t c = 0; c < n; ++c) {
-    M[c * n + c] = 1.0 / L[c * n + c];
-    for (size_t i = c + 1; i < n; ++i) {
-      double s = 0.0;
-      for (size_t k = c; k < i; ++k) s += L[i * n + k] * M[k * n + c];
-      M[i * n + c] = -s / L[i * n + i];
+// U with H^-1 = U^T U (upper triangular, positive diagonal: the upper Cholesky factor of H^-1) for the
+// symmetric positive definite H (n x n), without forming H^-1: with J the order reversal, the lower
+// Cholesky factor L of J H J gives H = R R^T for the upper R = J L J, so H^-1 = (R^-1)^T R^-1 and
+// U = R^-1. One factorization and one triangular inverse, every inner loop along a row. False if H is
+// not (numerically) positive definite.
+bool inverse_upper_factor(const std::vector<double>& H, size_t n, std::vector<float>& U) {
+  std::vector<double> A(n * n);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j) A[i * n + j] = H[(n - 1 - i) * n + (n - 1 - j)];
+  if (!cholesky_lower(A, n)) return false;
+  auto R = [&](size_t i, size_t j) { return A[(n - 1 - i) * n + (n - 1 - j)]; };  // upper: j >= i
+  // R V = I, V upper: row i of V = (e_i - sum_{k > i} R[i][k] V[k]) / R[i][i], from the last row up.
+  std::vector<double> V(n * n, 0.0);
+  for (size_t i = n; i-- > 0;) {
+    double* vi = &V[i * n];
+    vi[i] = 1.0;
+    for (size_t k = i + 1; k < n; ++k) {
+      const double r = R(i, k);
+      const double* vk = &V[k * n];
+      for (size_t c = k; c < n; ++c) vi[c] -= r * vk[c];
     }
+    const double inv = 1.0 / R(i, i);
+    for (size_t c = i; c < n; ++c) vi[c] *= inv;
   }
-  // Hinv = M^T M: Hinv[i][j] = sum_k M[k][i] M[k][j], k >= max(i, j).
-  std::vector<double> Hinv(n * n);
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j <= i; ++j) {
-      double s = 0.0;
-      for (size_t k = i; k < n; ++k) s += M[k * n + i] * M[k * n + j];
-      Hinv[i * n + j] = Hinv[j * n + i] = s;
-    }
-  if (!cholesky_lower(Hinv, n)) return false;
-  U.assign(n * n, 0.0f);
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j <= i; ++j) U[j * n + i] = static_cast<float>(Hinv[i * n + j]);
+  U.assign(V.begin(), V.end());
   return true;
 }
-
 
 // GPTQ's column loop for W (out x in) and U, both in the permuted channel order (position p holds
 // channel perm[p]), with the scales given (out x in / group, chosen from the original weights); q is
@@ -146,13 +153,13 @@ Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, con
   for (size_t i = 0; i < in; ++i) perm[i] = i;
   std::stable_sort(perm.begin(), perm.end(), [&](size_t a, size_t b) { return H[a * in + a] > H[b * in + b]; });
   for (double damp = 0.01;; damp *= 10.0) {  // more damping if H is numerically singular
-    std::vector<double> L = H;
-    for (size_t i = 0; i < in; ++i) L[i * in + i] += damp * mean;
+    std::vector<double> Hd = H;  // damped
+    for (size_t i = 0; i < in; ++i) Hd[i * in + i] += damp * mean;
     std::vector<float> U;
-    std::vector<double> Lp(in * in);
+    std::vector<double> Hp(in * in);
     for (size_t i = 0; i < in; ++i)
-      for (size_t j = 0; j < in; ++j) Lp[i * in + j] = L[perm[i] * in + perm[j]];
-    if (cholesky_lower(Lp, in) && inverse_upper_factor(Lp, in, U)) {
+      for (size_t j = 0; j < in; ++j) Hp[i * in + j] = Hd[perm[i] * in + perm[j]];
+    if (inverse_upper_factor(Hp, in, U)) {
       std::vector<float> Wp(out * in);
       for (size_t r = 0; r < out; ++r)
         for (size_t p = 0; p < in; ++p) Wp[r * in + p] = W[r * in + perm[p]];
