@@ -159,6 +159,8 @@ expect_ok "bench 2 sessions" "$B/ember-bench" -m "$T/nano8.ember" -p 8 -n 8 -t 1
 grep -q '"bandwidth": \[\]' "$T/out" && grep '"test": "tg8"' "$T/out" | grep -q '"roofline": null' && ok || bad "bench --bandwidth-mib 0 still measures: $(head -c 400 "$T/out")"
 grep -q '"sessions": 2' "$T/out" && grep -q '"sessions": 1' "$T/out" && ok || bad "bench json lacks the 2-session rows: $(cat "$T/out")"
 expect_fail "bench bad list" "comma-separated" "$B/ember-bench" -m "$T/nano8.ember" -t 1,x
+expect_fail "bench bandwidth buffer past memory" "exceeds the machine's memory" "$B/ember-bench" -m "$T/nano8.ember" --bandwidth-mib 1048576
+expect_fail "bench bandwidth buffer too small" "too small for 32 threads" "$B/ember-bench" -m "$T/nano8.ember" -t 32 --oversubscribe --bandwidth-mib 1
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -1,6 +1,7 @@
 // ember-bench: prefill and decode speed, load time and peak memory of a model (llama-bench style).
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <functional>
@@ -131,7 +132,19 @@ int main(int argc, char** argv) {
   const bool profile = args.has("profile");
   const size_t llc = ember::last_level_cache_bytes();
   size_t bw_bytes = std::max<size_t>(4 * llc, size_t{256} << 20);
-  if (args.has("bandwidth-mib")) bw_bytes = static_cast<size_t>(args.integer("bandwidth-mib", 0, 1 << 20)) << 20;
+  if (args.has("bandwidth-mib")) {
+    bw_bytes = static_cast<size_t>(args.integer("bandwidth-mib", 0, 1 << 20)) << 20;
+    // measure_read_bandwidth's limits, checked now rather than after the tests: 64 KiB per thread (the most
+    // threads that will run) and no more than the machine's memory.
+    size_t most = static_cast<size_t>(*std::max_element(threads.begin(), threads.end()));
+    if (!args.has("oversubscribe")) most = std::min(most, ember::available_cpus());
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (bw_bytes > 0 && bw_bytes < most * (size_t{64} << 10))
+      args.usage_error("--bandwidth-mib " + args.str("bandwidth-mib") + " is too small for " + std::to_string(most) +
+                       " threads (64 KiB each)");
+    if (pages > 0 && page > 0 && bw_bytes > static_cast<size_t>(pages) * static_cast<size_t>(page))
+      args.usage_error("--bandwidth-mib " + args.str("bandwidth-mib") + " exceeds the machine's memory");
+  }
 
   const double t0 = now_seconds();
   auto model = check(P, ember::Model::load(args.str("model")));
