@@ -145,13 +145,22 @@ cmp -s "$T/out" "$D/default_model_greedy64.json" && ok || bad "default model gre
 expect_ok "default model seeded 400" "$G" -m "$DM" -p "ROMEO:" -n 400 --seed 1 --keep-going --json
 cmp -s "$T/out" "$D/default_model_seed1.json" && ok || bad "default model seeded tokens differ from x86-64's: $(head -c 300 "$T/out")"
 
-expect_ok "bench" "$B/ember-bench" -m "$T/nano8.ember" -p 8,$((2 * NCTX)) -n 8 -t 1 -r 1 --json
+expect_ok "bench" "$B/ember-bench" -m "$T/nano8.ember" -p 8,$((2 * NCTX)) -n 8 -t 1 -r 1 --bandwidth-mib 1 --json
 grep -q '"test": "pp8"' "$T/out" && grep -q '"test": "tg8"' "$T/out" && ok || bad "bench json lacks results: $(cat "$T/out")"
+# The roofline: the read bandwidth of the thread count, and the decode row's bytes per token and fraction.
+grep -Eq '"bandwidth": \[\{"threads": 1, "buffer_bytes": 1048576, "bytes_per_s": [0-9]+' "$T/out" && ok || bad "bench json lacks the read bandwidth: $(head -c 400 "$T/out")"
+grep '"test": "tg8"' "$T/out" | grep -Eq '"bytes_per_token": [1-9][0-9]*, "fits_llc": (true|false), "roofline": [0-9.]+' && ok || bad "bench json's decode row lacks bytes per token and roofline: $(cat "$T/out")"
+grep '"test": "pp8"' "$T/out" | grep -q 'roofline' && bad "bench json gives a prefill row a roofline" || ok
 grep -Eq '"kernels": "(avxvnni|avx2|neondot|neon|ref)"' "$T/out" && ok || bad "bench json does not name the kernel table: $(head -c 300 "$T/out")"
 grep -q "skipping pp$((2 * NCTX))" "$T/err" && ok || bad "bench does not skip prompts longer than n_ctx"
-expect_ok "bench 2 sessions" "$B/ember-bench" -m "$T/nano8.ember" -p 8 -n 8 -t 1 -s 1,2 -r 1 --json
+expect_ok "bench table" "$B/ember-bench" -m "$T/nano8.ember" -p 8 -n 8 -t 1 -r 1 --bandwidth-mib 1
+grep -q "read bandwidth (buffer 1.0 MiB" "$T/out" && grep -Eq '^\| tg8 .*\| +[0-9.]+ \| +[0-9.]+% \|$' "$T/out" && ok || bad "bench table lacks the roofline: $(cat "$T/out")"
+expect_ok "bench 2 sessions" "$B/ember-bench" -m "$T/nano8.ember" -p 8 -n 8 -t 1 -s 1,2 -r 1 --bandwidth-mib 0 --json
+grep -q '"bandwidth": \[\]' "$T/out" && grep '"test": "tg8"' "$T/out" | grep -q '"roofline": null' && ok || bad "bench --bandwidth-mib 0 still measures: $(head -c 400 "$T/out")"
 grep -q '"sessions": 2' "$T/out" && grep -q '"sessions": 1' "$T/out" && ok || bad "bench json lacks the 2-session rows: $(cat "$T/out")"
 expect_fail "bench bad list" "comma-separated" "$B/ember-bench" -m "$T/nano8.ember" -t 1,x
+expect_fail "bench bandwidth buffer past memory" "exceeds the machine's memory" "$B/ember-bench" -m "$T/nano8.ember" --bandwidth-mib 1048576
+expect_fail "bench bandwidth buffer too small" "too small for 32 threads" "$B/ember-bench" -m "$T/nano8.ember" -t 32 --oversubscribe --bandwidth-mib 1
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

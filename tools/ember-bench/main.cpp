@@ -1,6 +1,7 @@
 // ember-bench: prefill and decode speed, load time and peak memory of a model (llama-bench style).
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <functional>
@@ -14,6 +15,7 @@
 
 #include "../common/cli.h"
 #include "ember/model.h"
+#include "ember/roofline.h"
 #include "ember/session.h"
 
 using namespace ember_cli;
@@ -64,6 +66,7 @@ struct Row {
   int64_t depth;     // tokens in the context before a decode test (0 for prefill tests)
   double tok_s = 0, cpu_tok_s = 0;  // medians: tokens per wall-clock second, per CPU second
   double kv_mib = 0;                // KV cache in use at the end of the test (depth + tokens positions)
+  double bytes_per_token = 0;       // decode tests: weights + KV rows read per token (mean over the test)
   std::vector<double> runs, cpu_runs;
 };
 
@@ -71,7 +74,8 @@ struct Row {
 
 int main(int argc, char** argv) {
   Args args("ember-bench",
-            "ember-bench -m MODEL [-p 64,512] [-n 128] [-d 0,512] [-t 1,2] [-s 1,2] [--kv f32,int8] [-r 5] [--json] [--profile]",
+            "ember-bench -m MODEL [-p 64,512] [-n 128] [-d 0,512] [-t 1,2] [-s 1,2] [--kv f32,int8] [-r 5] [--bandwidth-mib N]\n"
+            "            [--json] [--profile]",
             "Measures a model like llama-bench: prefill speed for each prompt length (ppN: N random tokens\n"
             "from an empty context), decode speed (tgN: N tokens one at a time from an empty context; with\n"
             "-d D, tgN@dD: after D context tokens, prefilled untimed before each repeat), as the median of R\n"
@@ -84,7 +88,13 @@ int main(int argc, char** argv) {
             "streams would: tok/s is their total; an all-int8 model computes them in parallel, a float one\n"
             "in turns (see include/ember/session.h). The header names the kernel table that ran; the\n"
             "environment variable EMBER_KERNELS pins one (ref, or a table this CPU runs, e.g. avx2 on an\n"
-            "AVX-VNNI CPU) to compare.");
+            "AVX-VNNI CPU) to compare.\n"
+            "Roofline: for each thread count with decode tests, the machine's read bandwidth (all threads\n"
+            "reading one buffer of --bandwidth-mib MiB, by default 4x the last-level cache and at least 256 MiB,\n"
+            "so DRAM's), and for each decode test the bytes of weights and KV cache read per token (MB/tok)\n"
+            "and the fraction of that bandwidth the test reached (roof: MB/tok * tok/s / bandwidth). When\n"
+            "the bytes per token fit the last-level cache, the weights can stay cached between tokens and\n"
+            "the roofline is not DRAM's (a note says so; roof can then pass 100%).");
   args.option("model", "m", "MODEL", "model file (.ember)");
   args.option("prompt", "p", "N,...", "prompt lengths for the prefill test", "64,512");
   args.option("n-gen", "n", "N", "tokens for the decode test (0: skip)", "128");
@@ -95,6 +105,7 @@ int main(int argc, char** argv) {
   args.option("sessions", "s", "S,...", "concurrent sessions (streams) per test", "1");
   args.option("repeats", "r", "R", "repeats per test (median reported)", "5");
   args.option("batch", "b", "N", "prefill micro-batch size", "64");
+  args.option("bandwidth-mib", "", "N", "read bandwidth buffer in MiB (default: 4x the last-level cache, >= 256; 0: no roofline)");
   args.option("json", "", "", "print results as JSON");
   args.option("profile", "", "", "print time per op for each test");
   args.parse(argc, argv);
@@ -119,6 +130,21 @@ int main(int argc, char** argv) {
   const int64_t repeats = args.integer("repeats", 1, 1000);
   const uint32_t n_batch = static_cast<uint32_t>(args.integer("batch", 1, 1 << 16));
   const bool profile = args.has("profile");
+  const size_t llc = ember::last_level_cache_bytes();
+  size_t bw_bytes = std::max<size_t>(4 * llc, size_t{256} << 20);
+  if (args.has("bandwidth-mib")) {
+    bw_bytes = static_cast<size_t>(args.integer("bandwidth-mib", 0, 1 << 20)) << 20;
+    // measure_read_bandwidth's limits, checked now rather than after the tests: 64 KiB per thread (the most
+    // threads that will run) and no more than the machine's memory.
+    size_t most = static_cast<size_t>(*std::max_element(threads.begin(), threads.end()));
+    if (!args.has("oversubscribe")) most = std::min(most, ember::available_cpus());
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (bw_bytes > 0 && bw_bytes < most * (size_t{64} << 10))
+      args.usage_error("--bandwidth-mib " + args.str("bandwidth-mib") + " is too small for " + std::to_string(most) +
+                       " threads (64 KiB each)");
+    if (pages > 0 && page > 0 && bw_bytes > static_cast<size_t>(pages) * static_cast<size_t>(page))
+      args.usage_error("--bandwidth-mib " + args.str("bandwidth-mib") + " exceeds the machine's memory");
+  }
 
   const double t0 = now_seconds();
   auto model = check(P, ember::Model::load(args.str("model")));
@@ -130,6 +156,13 @@ int main(int argc, char** argv) {
   for (int32_t& t : tokens) t = tok(rng);
 
   std::vector<Row> rows;
+  std::vector<uint32_t> bw_threads;              // thread counts (as used) with decode tests
+  std::vector<ember::ReadBandwidth> bandwidths;  // their read bandwidths, measured after the tests
+  auto bandwidth_of = [&](uint32_t th) -> const ember::ReadBandwidth* {
+    for (const auto& b : bandwidths)
+      if (b.n_threads == th) return &b;
+    return nullptr;
+  };
   std::string profiles;
   auto add_profile = [&](const std::string& test, uint32_t th, const ember::Session& s) {
     if (!profile) return;
@@ -153,7 +186,7 @@ int main(int argc, char** argv) {
     std::vector<Row> out;
     for (auto& g : groups)
       out.push_back(Row{test, ember::kv_type_name(g[0]->kv_type()), th, static_cast<uint32_t>(g.size()), depth, 0, 0,
-                        g.size() * g[0]->kv_cache_bytes() * static_cast<double>(positions) / c.n_ctx / (1024.0 * 1024.0), {}, {}});
+                        g.size() * g[0]->kv_cache_bytes() * static_cast<double>(positions) / c.n_ctx / (1024.0 * 1024.0), 0, {}, {}});
     for (int64_t r = -1; r < repeats; ++r) {  // r = -1: warm-up
       for (size_t k = 0; k < groups.size(); ++k) {
         for (auto& s : groups[k]) {
@@ -196,6 +229,8 @@ int main(int argc, char** argv) {
       for (int64_t j = 0; j < ns; ++j) sessions.back().push_back(check(P, ember::Session::create(model, so)));
     }
     const uint32_t t32 = sessions[0][0]->n_threads();  // as used: capped at the CPUs unless --oversubscribe
+    if (n_gen > 0 && bw_bytes > 0 && std::find(bw_threads.begin(), bw_threads.end(), t32) == bw_threads.end())
+      bw_threads.push_back(t32);
     for (int64_t p : prompts) {
       if (static_cast<uint64_t>(p) > c.n_ctx) {
         std::fprintf(stderr, "%s: skipping pp%lld: longer than n_ctx %u\n", P.c_str(), static_cast<long long>(p), c.n_ctx);
@@ -215,6 +250,7 @@ int main(int argc, char** argv) {
                      static_cast<long long>(d), static_cast<long long>(n), c.n_ctx);
         continue;
       }
+      const size_t first_row = rows.size();
       measure(sessions, test, t32, d, d + n,
               [&](ember::Session& s) {
                 if (d > 0) check(P, s.prefill(tokens.data(), static_cast<size_t>(d)));  // the context, untimed
@@ -223,40 +259,105 @@ int main(int argc, char** argv) {
                 for (int64_t i = 0; i < n; ++i) check(P, s.decode(tokens[static_cast<size_t>(d + i)]));
                 return n;
               });
+      // Bytes read per token, the mean over the test's positions d .. d + n - 1 (the KV part grows with them).
+      for (size_t k = first_row; k < rows.size(); ++k) {
+        const ember::KvType kv = *ember::kv_type_from_name(rows[k].kv);
+        double sum = 0;
+        for (int64_t i = 0; i < n; ++i)
+          sum += static_cast<double>(check(P, ember::decode_traffic(*model, static_cast<size_t>(d + i), kv)).total());
+        rows[k].bytes_per_token = sum / static_cast<double>(n);
+      }
     }
   }
   const double rss = peak_rss_mib();
+  // After the tests and the peak RSS: the buffer would count in the RSS and push the model out of the caches.
+  for (uint32_t th : bw_threads) bandwidths.push_back(check(P, ember::measure_read_bandwidth(th, bw_bytes)));
   std::string linear_type = "f32";
   for (const auto& t : model->tensors())
     if (t.name == "h.0.attn.c_attn.weight") linear_type = ember::dtype_name(t.dtype);
+  // The roofline of a decode row: the fraction of its thread count's read bandwidth that its bytes per
+  // token at its tok/s make (< 0: not measured).
+  auto roof = [&](const Row& r) {
+    const ember::ReadBandwidth* b = bandwidth_of(r.threads);
+    return b && r.bytes_per_token > 0 ? r.bytes_per_token * r.tok_s / b->bytes_per_second : -1.0;
+  };
+  auto fits_llc = [&](const Row& r) { return llc > 0 && r.bytes_per_token <= static_cast<double>(llc); };
+  double max_bytes = 0;  // the largest bytes per token of the decode rows
+  for (const Row& r : rows) max_bytes = std::max(max_bytes, r.bytes_per_token);
   if (args.has("json")) {
     std::printf("{\"model\": %s, \"file_bytes\": %llu, \"weights\": \"%s\", \"kernels\": \"%s\", \"load_ms\": %.2f, "
-                "\"peak_rss_mib\": %.1f, \"results\": [",
+                "\"peak_rss_mib\": %.1f, \"llc_bytes\": %zu, \"bandwidth\": [",
                 json_escape(args.str("model")).c_str(), static_cast<unsigned long long>(model->file_size()), linear_type.c_str(),
-                ember::kernel_table_name(), load_s * 1e3, rss);
+                ember::kernel_table_name(), load_s * 1e3, rss, llc);
+    for (size_t i = 0; i < bandwidths.size(); ++i) {
+      const ember::ReadBandwidth& b = bandwidths[i];
+      std::printf("%s{\"threads\": %zu, \"buffer_bytes\": %zu, \"bytes_per_s\": %.0f, \"best_bytes_per_s\": %.0f, \"passes\": %zu}",
+                  i ? ", " : "", b.n_threads, b.buffer_bytes, b.bytes_per_second, b.best_bytes_per_second, b.passes);
+    }
+    std::printf("], \"results\": [");
     for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
       std::string runs;
-      for (size_t j = 0; j < rows[i].runs.size(); ++j) runs += (j ? ", " : "") + std::to_string(rows[i].runs[j]);
+      for (size_t j = 0; j < r.runs.size(); ++j) runs += (j ? ", " : "") + std::to_string(r.runs[j]);
+      std::string traffic;  // decode rows only
+      if (r.bytes_per_token > 0) {
+        char buf[160];
+        const double f = roof(r);
+        std::snprintf(buf, sizeof buf, ", \"bytes_per_token\": %.0f, \"fits_llc\": %s, \"roofline\": ", r.bytes_per_token,
+                      fits_llc(r) ? "true" : "false");
+        traffic = buf;
+        if (f >= 0) {
+          std::snprintf(buf, sizeof buf, "%.4f", f);
+          traffic += buf;
+        } else {
+          traffic += "null";
+        }
+      }
       std::printf("%s\n  {\"test\": \"%s\", \"kv\": \"%s\", \"threads\": %u, \"sessions\": %u, \"depth\": %lld, \"tok_s\": %.2f, "
-                  "\"cpu_tok_s\": %.2f, \"kv_mib\": %.2f, \"runs\": [%s]}",
-                  i ? "," : "", rows[i].test.c_str(), rows[i].kv.c_str(), rows[i].threads, rows[i].sessions,
-                  static_cast<long long>(rows[i].depth),
-                  rows[i].tok_s, rows[i].cpu_tok_s, rows[i].kv_mib, runs.c_str());
+                  "\"cpu_tok_s\": %.2f, \"kv_mib\": %.2f%s, \"runs\": [%s]}",
+                  i ? "," : "", r.test.c_str(), r.kv.c_str(), r.threads, r.sessions, static_cast<long long>(r.depth), r.tok_s,
+                  r.cpu_tok_s, r.kv_mib, traffic.c_str(), runs.c_str());
     }
     std::printf("]}\n");
   } else {
     std::printf("model: %s (%s, %s linear weights), n_layer %u, n_embd %u, n_ctx %u, n_vocab %u\n", args.str("model").c_str(),
                 human_bytes(model->file_size()).c_str(), linear_type.c_str(), c.n_layer, c.n_embd, c.n_ctx, c.n_vocab);
-    std::printf("kernels: %s, load: %.1f ms, peak RSS: %.1f MiB, repeats: %lld (median)\n\n", ember::kernel_table_name(),
+    std::printf("kernels: %s, load: %.1f ms, peak RSS: %.1f MiB, repeats: %lld (median)\n", ember::kernel_table_name(),
                 load_s * 1e3, rss, static_cast<long long>(repeats));
+    if (!bandwidths.empty()) {
+      std::printf("read bandwidth (buffer %s, median pass):", human_bytes(bandwidths[0].buffer_bytes).c_str());
+      for (size_t i = 0; i < bandwidths.size(); ++i)
+        std::printf("%s %.2f GB/s at %zu thread%s", i ? "," : "", bandwidths[i].bytes_per_second / 1e9, bandwidths[i].n_threads,
+                    bandwidths[i].n_threads == 1 ? "" : "s");
+      std::printf("; last-level cache: %s\n", llc ? human_bytes(llc).c_str() : "unknown");
+      if (llc > 0 && max_bytes > 0 && max_bytes <= static_cast<double>(llc))
+        std::printf("note: a decoded token reads at most %.1f MB, which fits the last-level cache: the weights can stay cached\n"
+                    "      between tokens, so the roofline is not DRAM's bandwidth and roof can pass 100%%\n",
+                    max_bytes / 1e6);
+    }
+    std::printf("\n");
     const bool many = std::any_of(streams.begin(), streams.end(), [](int64_t n) { return n > 1; });  // else no column
-    std::printf("| test         | kv   | threads |%s    tok/s | CPU tok/s | KV MiB |\n"
-                "|--------------|------|---------|%s----------|-----------|--------|\n",
-                many ? " sessions |" : "", many ? "----------|" : "");
+    const bool traffic = max_bytes > 0;  // decode rows: bytes per token and roofline columns
+    std::printf("| test         | kv   | threads |%s    tok/s | CPU tok/s | KV MiB |%s\n"
+                "|--------------|------|---------|%s----------|-----------|--------|%s\n",
+                many ? " sessions |" : "", traffic ? " MB/tok |   roof |" : "", many ? "----------|" : "",
+                traffic ? "--------|--------|" : "");
     for (const Row& r : rows) {
       std::printf("| %-12s | %-4s | %7u |", r.test.c_str(), r.kv.c_str(), r.threads);
       if (many) std::printf(" %8u |", r.sessions);
-      std::printf(" %8.1f | %9.1f | %6.1f |\n", r.tok_s, r.cpu_tok_s, r.kv_mib);
+      std::printf(" %8.1f | %9.1f | %6.1f |", r.tok_s, r.cpu_tok_s, r.kv_mib);
+      if (traffic) {
+        const double f = roof(r);
+        if (r.bytes_per_token > 0)
+          std::printf(" %6.1f |", r.bytes_per_token / 1e6);
+        else
+          std::printf(" %6s |", "-");
+        if (f >= 0)
+          std::printf(" %5.1f%% |", 100 * f);
+        else
+          std::printf(" %6s |", "-");
+      }
+      std::printf("\n");
     }
     std::fputs(profiles.c_str(), stdout);
   }

@@ -33,17 +33,43 @@ namespace {
 // kTileR rows.
 constexpr int kTileR = 4;
 
+// Software prefetch of the weights ahead of the tile that reads them (the PF argument of step32, tile):
+//   kPfNone    none (the rows are in L1 already: a row group's later token tiles)
+//   kPfRows    the same columns of the next R rows (the next tile's, R * in bytes ahead in each row
+//              stream), into L1: the first token tile of a prefill row group
+//   kPfStream  batches below kStreamBatch (decode): the R rows of a tile are R * in contiguous bytes, read
+//              once, and the tiles follow each other through the matrix, so the weights are one stream.
+//              At every 64 columns (k % 64 == 0) the tile has read 64 R bytes of it; with `at` = the
+//              tile's first row + R * k, prefetch the R cache lines at + kPfFar + 64 r into L2
+//              (_MM_HINT_T2) and the R lines at + kPfNear + 64 r into L1 (_MM_HINT_T0), r < R: each line of
+//              the stream is asked for twice, 16 KiB and then 8 KiB before the tile reaches it, one
+//              prefetch instruction per 32 weight bytes.
+// Measured on the development machine (Emerald Rapids VM, 1 thread, the decode's 49 GEMVs over GPT-2
+// small's 124.6 MB of int8 weights, this tile's code in variants alternating in one process, paired
+// ratios to kPfRows, 12 runs of 10 rounds while other jobs loaded the machine unevenly, 2026-12-06):
+// kPfStream at 16 KiB (L2) / 8 KiB (L1) median 1.13x (1.00-1.06x in quiet runs, where kPfRows already
+// reads 23-24 GB/s, the L3's rate for this working set; up to 1.67x under load); 16/4 KiB 1.08x,
+// 24/4 1.08x, 32/4 1.09x, 8/2 1.06x, 12/3 1.04x. Prefetches never fault: reaching past the last row is
+// harmless. docs/performance.md#roofline has the whole measurement.
+enum Prefetch { kPfNone, kPfRows, kPfStream };
+constexpr size_t kStreamBatch = 4;
+constexpr size_t kPfFar = 16384, kPfNear = 8192;
+
 // acc[t][r] += 32 products of x[t][k..k+32) and w[r][k..k+32): Dot::add(acc, Dot::xop(x), x, w), with
-// xop computed once per token and step. With PF, also prefetch the same columns of the next R rows (the
-// next tile's, R * in bytes ahead in each row stream). Batch-1 decode streams the weights from DRAM; on
-// the development machine (Sapphire Rapids VM) this took one thread from ~9.4 to ~12.5 GB/s, the rate
-// of a plain loop of 32-byte loads. Prefetches never fault, so running past the last row is harmless.
-template <class Dot, int R, int T, bool PF>
+// xop computed once per token and step, and the prefetches of PF.
+template <class Dot, int R, int T, Prefetch PF>
 inline void step32(__m256i (&acc)[T][R], const int8_t* const (&wp)[R], const int8_t* const (&xp)[T], size_t k,
                    size_t in) {
-  if (PF)
+  if (PF == kPfRows)
     for (int r = 0; r < R; ++r)
       _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(wp[r]) + R * in + k), _MM_HINT_T0);
+  if (PF == kPfStream && (k & 32) == 0) {
+    const uintptr_t at = reinterpret_cast<uintptr_t>(wp[0]) + R * k;  // this step's point of the tile's span
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(at + kPfFar + 64 * r), _MM_HINT_T2);
+      _mm_prefetch(reinterpret_cast<const char*>(at + kPfNear + 64 * r), _MM_HINT_T0);
+    }
+  }
   __m256i xv[T], xo[T];
   for (int t = 0; t < T; ++t) {
     xv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp[t] + k));
@@ -68,7 +94,7 @@ inline __m128i hsum4(const __m256i (&a)[R]) {
 // y[t][o + r] for r < R, t < T: the full dot products over `in`, then the epilogue
 // fma(xs[t] * ws[o], float(acc), bias[o]) exactly as the reference evaluates it.
 // corr (lanes 0..R) is subtracted from the sums: Dot::kOffsetX's 128 * sum_i w[r][i], else 0.
-template <class Dot, int R, int T, bool PF>
+template <class Dot, int R, int T, Prefetch PF>
 inline void tile(const GemmQ8Args& a, size_t t, size_t o, __m128i corr) {
   const size_t in = a.in;
   const int8_t* wp[R];
@@ -98,7 +124,7 @@ inline void tile(const GemmQ8Args& a, size_t t, size_t o, __m128i corr) {
       memcpy(xb[i], xp[i] + k, rem);
       xq[i] = xb[i];
     }
-    step32<Dot, R, T, false>(acc, wq, xq, 0, 0);
+    step32<Dot, R, T, kPfNone>(acc, wq, xq, 0, 0);
   }
   for (int i = 0; i < T; ++i) {
     const __m128i s = _mm_sub_epi32(hsum4<R>(acc[i]), corr);
@@ -142,35 +168,43 @@ inline __m128i offset_correction(const int8_t* const (&wp)[R], size_t in) {
 }
 
 // Rows [o, o + R) for tokens [t0, t1): the first token tile brings the rows into L1 (and prefetches the
-// next ones), the others reuse them.
-template <class Dot, int R>
+// next ones: PF), the others reuse them.
+template <class Dot, int R, Prefetch PF>
 inline void rows(const GemmQ8Args& a, size_t t0, size_t t1, size_t o) {
   const int8_t* wp[R];
   for (int r = 0; r < R; ++r) wp[r] = a.w + (o + r) * a.in;
   const __m128i corr = offset_correction<Dot, R>(wp, a.in);
   size_t t = t0;
   if (t + Dot::kTileT <= t1) {
-    tile<Dot, R, Dot::kTileT, true>(a, t, o, corr);
+    tile<Dot, R, Dot::kTileT, PF>(a, t, o, corr);
     t += Dot::kTileT;
   } else if (t < t1) {
-    tile<Dot, R, 1, true>(a, t, o, corr);
+    tile<Dot, R, 1, PF>(a, t, o, corr);
     ++t;
   }
-  for (; t + Dot::kTileT <= t1; t += Dot::kTileT) tile<Dot, R, Dot::kTileT, false>(a, t, o, corr);
-  for (; t < t1; ++t) tile<Dot, R, 1, false>(a, t, o, corr);
+  for (; t + Dot::kTileT <= t1; t += Dot::kTileT) tile<Dot, R, Dot::kTileT, kPfNone>(a, t, o, corr);
+  for (; t < t1; ++t) tile<Dot, R, 1, kPfNone>(a, t, o, corr);
+}
+
+template <class Dot, Prefetch PF>
+inline void rows_range(const GemmQ8Args& a, size_t t0, size_t t1, size_t o0, size_t o1) {
+  size_t o = o0;
+  for (; o + kTileR <= o1; o += kTileR) rows<Dot, kTileR, PF>(a, t0, t1, o);
+  switch (o1 - o) {
+    case 3: rows<Dot, 3, PF>(a, t0, t1, o); break;
+    case 2: rows<Dot, 2, PF>(a, t0, t1, o); break;
+    case 1: rows<Dot, 1, PF>(a, t0, t1, o); break;
+    default: break;
+  }
 }
 
 // The tile tokens [t0, t1) x output channels [o0, o1) (Kernels::gemm_q8_tile).
 template <class Dot>
 inline void gemm_q8_tile_impl(const GemmQ8Args& a, size_t t0, size_t t1, size_t o0, size_t o1) {
-  size_t o = o0;
-  for (; o + kTileR <= o1; o += kTileR) rows<Dot, kTileR>(a, t0, t1, o);
-  switch (o1 - o) {
-    case 3: rows<Dot, 3>(a, t0, t1, o); break;
-    case 2: rows<Dot, 2>(a, t0, t1, o); break;
-    case 1: rows<Dot, 1>(a, t0, t1, o); break;
-    default: break;
-  }
+  if (t1 - t0 < kStreamBatch)
+    rows_range<Dot, kPfStream>(a, t0, t1, o0, o1);
+  else
+    rows_range<Dot, kPfRows>(a, t0, t1, o0, o1);
 }
 
 }  // namespace
