@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
   std::vector<const ember::Linear*> lins;
   for (const auto& layer : M.layers)
     for (const auto& l : layer.linear)
-      if (l.is_int8()) lins.push_back(&l);
-  if (M.lm_head.is_int8()) lins.push_back(&M.lm_head);
+      if (l.w_q8) lins.push_back(&l);
+  if (M.lm_head.w_q8) lins.push_back(&M.lm_head);
   size_t weight_bytes = 0, widest = 0, outs = 0;
   for (const auto* l : lins) {
     weight_bytes += l->in * l->out + 4 * l->out;

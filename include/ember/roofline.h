@@ -25,8 +25,9 @@
 namespace ember {
 
 // The bytes read from memory to decode one token, by what they are. Weights count in the form the
-// runtime reads them: int8 linear weights as 1 byte plus a 4-byte scale per output row, float ones (f32,
-// or f16 converted at load) as 4 bytes; biases and norms as f32.
+// runtime reads them: int8 linear weights as 1 byte plus a 4-byte scale per output row, int4 ones as half
+// a byte plus a 2-byte scale per group (rows padded to 16), float ones (f32, or f16 converted at load)
+// as 4 bytes; biases and norms as f32.
 struct DecodeTraffic {
   uint64_t linear = 0;     // every block's four linear layers: weights, scales, biases
   uint64_t lm_head = 0;    // the LM head (n_vocab x n_embd; the token embedding when tied) and its scales

@@ -1,17 +1,21 @@
 // decode_traffic (include/ember/roofline.h): the bytes one decoded token reads, from the loaded model's
 // own layout (what Session::Impl::forward touches for a batch of one).
 #include "ember/roofline.h"
+#include "format/q4.h"
 #include "model/model_impl.h"
 
 namespace ember {
 
 namespace {
 
-// A linear layer as the runtime reads it: int8 weights and one f32 scale per output row, or f32 weights
-// (XNNPACK's packed copy holds the same values); the f32 bias when there is one.
+// A linear layer as the runtime reads it: int8 weights and one f32 scale per output row, int4 weights
+// with their group scales (format/q4.h, rows padded to 16), or f32 weights (XNNPACK's packed copy holds
+// the same values); the f32 bias when there is one.
 uint64_t linear_bytes(const Linear& l) {
   const uint64_t in = l.in, out = l.out;
-  const uint64_t w = l.is_int8() ? out * in + out * sizeof(float) : out * in * sizeof(float);
+  const uint64_t w = l.w_q8   ? out * in + out * sizeof(float)
+                     : l.w_q4 ? q4_bytes(out, in, l.group)
+                              : out * in * sizeof(float);
   return w + (l.bias ? out * sizeof(float) : 0);
 }
 
@@ -34,7 +38,8 @@ Result<DecodeTraffic> decode_traffic(const Model& model, size_t n_past, KvType k
   if (M.ln_f_g) t.norms += C * sizeof(float);
   if (M.ln_f_b) t.norms += C * sizeof(float);
   t.lm_head = linear_bytes(M.lm_head);
-  t.embedding = (M.wte_q8 ? C + sizeof(float) : C * sizeof(float)) + C * sizeof(float);  // wte row, wpe row
+  const uint64_t wte_row = M.wte_q8 ? C + sizeof(float) : M.wte_q4 ? C / 2 + 2 * (C / M.wte_group) : C * sizeof(float);
+  t.embedding = wte_row + C * sizeof(float);  // wte row, wpe row
   // Attention at position n_past reads the rows of positions 0..n_past (its own included) of every layer
   // and head, keys and values.
   const uint64_t rows = 2 * L * H * (static_cast<uint64_t>(n_past) + 1);
