@@ -29,23 +29,26 @@ std::shared_ptr<const ember::Model> load(const ember::ModelSpec& spec, const std
   return *m;
 }
 
-std::shared_ptr<const ember::Model> golden(const std::string& name, bool int8_weights, bool int8_embeddings = true) {
+std::shared_ptr<const ember::Model> golden(const std::string& name, bool int8_weights, bool int8_embeddings = true,
+                                           ember::DType type = ember::DType::kI8) {
   auto spec = ember::import_model(ember_test::data_dir() + "/golden/" + name);
   REQUIRE_MESSAGE(spec.ok(), spec.status().message());
   if (int8_weights) {
     ember::QuantizeOptions o;
     o.embeddings = int8_embeddings;
+    o.type = o.embedding_type = type;
+    o.group = 16;
     REQUIRE(ember::quantize_model(*spec, o).ok());
   }
   return load(*spec, name);
 }
 
-// A tensor as decode reads it: int8 as one byte per element plus an f32 scale per row, float (f32, or
-// f16 / bf16 converted at load) as 4 bytes per element.
+// A tensor as decode reads it: int8 as one byte per element plus an f32 scale per row, int4 as stored
+// (nibbles and group scales), float (f32, or f16 / bf16 converted at load) as 4 bytes per element.
 uint64_t runtime_bytes(const ember::TensorInfo& t) {
   uint64_t n = 1;
   for (uint64_t d : t.shape) n *= d;
-  return t.dtype == ember::DType::kI8 ? n + 4 * t.shape[0] : 4 * n;
+  return t.dtype == ember::DType::kI8 ? n + 4 * t.shape[0] : t.dtype == ember::DType::kI4 ? t.bytes : 4 * n;
 }
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
@@ -65,7 +68,8 @@ ember::DecodeTraffic expected(const ember::Model& m, size_t n_past, KvType kv) {
     else if (starts_with(t.name, "ln_f."))
       e.norms += b;
     if (t.name == head) e.lm_head = b;
-    if (t.name == "wte") e.embedding += b / c.n_vocab;  // one row (and its scale)
+    if (t.name == "wte")  // one row (and its scale; int4 rows are padded to blocks of 16)
+      e.embedding += b / (t.dtype == ember::DType::kI4 ? (c.n_vocab + 15) / 16 * 16 : c.n_vocab);
     if (t.name == "wpe") e.embedding += b / c.n_ctx;
   }
   const uint64_t C = c.n_embd, H = c.n_head, D = C / H;
@@ -96,11 +100,12 @@ void check_traffic(const ember::Model& m, const std::string& what) {
 
 }  // namespace
 
-TEST_CASE("decode_traffic: the golden models' tensors, float and int8") {
+TEST_CASE("decode_traffic: the golden models' tensors, float, int8 and int4") {
   for (const char* name : {"gpt2", "openai_gpt", "gpt1_relu", "nanogpt"}) {
     check_traffic(*golden(name, false), std::string(name) + " float");
     check_traffic(*golden(name, true), std::string(name) + " int8");
     check_traffic(*golden(name, true, false), std::string(name) + " int8, float embeddings");
+    check_traffic(*golden(name, true, true, ember::DType::kI4), std::string(name) + " int4");
   }
 }
 
