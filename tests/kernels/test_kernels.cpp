@@ -1,5 +1,5 @@
-// Kernel tier of the tests: every SIMD table this CPU runs (simd_kernels(): "avxvnni" when the CPU has
-// AVX-VNNI, and "avx2", on x86-64 with AVX2+FMA; "neondot" when the CPU has the dot product, and "neon", on AArch64) against the scalar
+// Kernel tier of the tests: every SIMD table this CPU runs (simd_kernels(): "avx512" when the CPU has
+// AVX-512 F/BW/VL/VNNI, "avxvnni" when it has AVX-VNNI, and "avx2", on x86-64 with AVX2+FMA; "neondot" when the CPU has the dot product, and "neon", on AArch64) against the scalar
 // reference on random shapes with odd tails, with the tolerances stated at each check (u = 2^-24, the
 // float unit roundoff); the int8 GEMM against the reference exactly and against the float matmul within
 // the quantization bound derived below; every SIMD table against digests of the AVX2 results (the same
@@ -29,6 +29,7 @@
 #include "kernels/kernels.h"
 #if defined(__x86_64__)
 #include "kernels/avx2/kernels_avx2.h"
+#include "kernels/avx512/kernels_avx512.h"
 #elif defined(__aarch64__)
 #include "kernels/neon/kernels_neon.h"
 #endif
@@ -108,14 +109,22 @@ TEST_CASE("dispatch: one table, chosen once; EMBER_KERNELS=ref forces the refere
   MESSAGE("kernels() = " << std::string(ember::kernels().name) << ", simd tables on this CPU: " << simd.size());
 }
 
-TEST_CASE("dispatch: the best SIMD table of this CPU runs (avxvnni / avx2 on x86-64, neon / neondot on AArch64) unless pinned to ref") {
+TEST_CASE("dispatch: the best SIMD table of this CPU runs (avx512 / avxvnni / avx2 on x86-64, neon / neondot on AArch64) unless pinned to ref") {
   REQUIRE(cpuinfo_initialize());
 #if defined(__x86_64__)
-  // The AVX-VNNI table comes first when the CPU and the build have it (src/meson.build).
+  // The AVX-512 table, then the AVX-VNNI one, come first when the CPU and the build have them
+  // (src/meson.build).
   const bool cpu_simd = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
+  const bool avx512 = cpu_simd && ember::cpu_has_avx512() && ember::avx512_kernels() != nullptr;
   const bool vnni = cpu_simd && ember::cpu_has_avxvnni() && ember::avxvnni_kernels() != nullptr;
-  const std::vector<std::string> want_tables = vnni ? std::vector<std::string>{"avxvnni", "avx2"} : std::vector<std::string>{"avx2"};
-  const char* const cpu_desc = cpu_simd && ember::cpu_has_avxvnni() ? (vnni ? "avx2+fma+f16c+avxvnni" : "avx2+fma+f16c+avxvnni, not in this build") : "avx2+fma+f16c";
+  std::vector<std::string> want_tables;
+  if (avx512) want_tables.push_back("avx512");
+  if (vnni) want_tables.push_back("avxvnni");
+  want_tables.push_back("avx2");
+  std::string cpu_desc_s = "avx2+fma+f16c";
+  if (cpu_simd && ember::cpu_has_avxvnni()) cpu_desc_s += vnni ? "+avxvnni" : "+avxvnni (not in this build)";
+  if (cpu_simd && ember::cpu_has_avx512()) cpu_desc_s += avx512 ? "+avx512f/bw/vl/vnni" : "+avx512f/bw/vl/vnni (not in this build)";
+  const char* const cpu_desc = cpu_desc_s.c_str();
 #elif defined(__aarch64__)
   // NEON is part of every AArch64 CPU; the dot product table comes first when the CPU has it and the
   // build has it (not for a CPU layer naming a CPU without it, src/meson.build).
