@@ -1,15 +1,15 @@
 // ember's own kernels behind one dispatch table, filled once at start from cpuinfo.
 // Every entry has a plain scalar reference (kernels/ref) that is the test oracle and the fallback;
-// ISA versions (kernels/avx2, kernels/neon) are drop-ins tested against it.
+// ISA versions (kernels/avx2, kernels/avx512, kernels/neon) are drop-ins tested against it.
 //
-//   const ember::Kernels& K = ember::kernels();   // "avxvnni"/"avx2" on x86-64, "neondot"/"neon" on AArch64, else "ref"
+//   const ember::Kernels& K = ember::kernels();   // "avx512"/"avxvnni"/"avx2" on x86-64, "neondot"/"neon" on AArch64, else "ref"
 //   K.quantize_rows_q8(x, batch, in, xq, xs);             // x (batch, in) f32 -> xq int8, xs (batch)
 //   ember::gemm_q8_parallel(pool, K, {xq, xs, w, ws, bias, y, batch, in, out});  // kernels/gemm_q8.h
 //   ember::attention_q8(K, {q, qq, k, ks, v, vs, n, d, scores, out});           // kernels/attention.h
 //
 // Choice: kernels() returns the best table compiled into this build that the CPU runs, unless the
 // environment variable EMBER_KERNELS names another: "ref" the reference, or a SIMD table this CPU runs
-// ("avx2" on an AVX-VNNI CPU, to compare; read once, at the first call). A build
+// ("avxvnni" or "avx2" on an AVX-512 CPU, to compare; read once, at the first call). A build
 // configured with `-Dkernels=ref` (or for a CPU family without SIMD kernels yet) has only the reference.
 // Thread safety: the tables are immutable; every kernel is reentrant and writes only its outputs.
 #pragma once
@@ -60,7 +60,7 @@ struct GemmQ4Args {
 };
 
 struct Kernels {
-  const char* name;  // "ref", "avx2", "avxvnni", "neon", "neondot"
+  const char* name;  // "ref", "avx2", "avxvnni", "avx512", "neon", "neondot"
   // y = (x - mean) / sqrt(var + eps) * g + b over n elements (population variance).
   void (*layernorm_f32)(const float* x, const float* g, const float* b, float* y, size_t n, float eps);
   // In place, n elements.

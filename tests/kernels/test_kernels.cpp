@@ -605,6 +605,43 @@ TEST_CASE("simd gemm_q8: tiles write exactly their part; larger batches and GPT-
   }
 }
 
+TEST_CASE("simd gemm_q8_tile: every row and token remainder of the register tiles (avx512: 8 rows x 3 tokens, 64-byte steps)") {
+  // Tiles as gemm_q8_parallel and attention_q8 cut them: batches of 1..3 tokens (the decode forms) and
+  // 4..13 (token tiles of 2 and 3 with every remainder), output ranges [o0, o1) whose length and start
+  // leave every remainder of 8- and 4-row tiles, and rows of every length around the 32- and 64-byte steps.
+  std::mt19937 rng(34);
+  const size_t ins[] = {1, 31, 63, 64, 65, 127, 129, 191, 200, 768};
+  for (const Kernels* K : ember::simd_kernels()) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t in : ins)
+      for (size_t batch = 1; batch <= 13; ++batch) {
+        const size_t out = 29;
+        CAPTURE(in);
+        CAPTURE(batch);
+        std::vector<int8_t> xq = rand_q8(batch * in, rng), w = rand_q8(out * in, rng);
+        std::vector<float> xs = randn(batch, rng, 0.02f), ws = randn(out, rng, 0.01f), bias = randn(out, rng);
+        std::vector<float> want(batch * out);
+        ref().gemm_q8(xq.data(), xs.data(), batch, w.data(), ws.data(), bias.data(), want.data(), in, out);
+        for (const auto& oo : {std::pair<size_t, size_t>{0, out}, {1, 28}, {3, 20}, {5, 16}, {8, 9}, {0, 7}, {2, 29}}) {
+          CAPTURE(oo.first);
+          CAPTURE(oo.second);
+          const size_t t0 = batch > 3 ? 1 : 0;  // a token range not starting at 0 too
+          std::vector<float> y(batch * out, -7.0f);
+          K->gemm_q8_tile(GemmQ8Args{xq.data(), xs.data(), w.data(), ws.data(), bias.data(), y.data(), batch, in, out},
+                          t0, batch, oo.first, oo.second);
+          size_t bad = 0;
+          for (size_t t = 0; t < batch; ++t)
+            for (size_t o = 0; o < out; ++o) {
+              const bool inside = t >= t0 && o >= oo.first && o < oo.second;
+              bad += !same_bits(y[t * out + o], inside ? want[t * out + o] : -7.0f);
+            }
+          CHECK(bad == 0);
+        }
+      }
+  }
+}
+
 TEST_CASE("gemm_q8 at the int16 saturation edge: all products +-127 * +-127, and the longest rows") {
   // vpmaddubsw pairs reach 2 * 127 * 127 = 32258 <= 32767 and never saturate; check against int64 sums.
   // 5 tokens: avxvnni takes its offset form (x + 128, from 4 tokens) as well as the sign trick (below 4,
@@ -896,6 +933,76 @@ TEST_CASE("scores_f32 and wsum_rows_f32 (the f32 cache's attention): the bits of
         for (size_t i = d; i < d + 3; ++i) CHECK((got[i] == -7.0f && split[i] == -7.0f));
       }
   }
+}
+
+TEST_CASE("attention kernels at every alignment of their rows: the bits of their definitions, and softmax the base SIMD table's") {
+  // The session's KV cache and scores come from calloc (16-byte aligned), and the avx512 table's
+  // wsum_rows_f32 takes a cache-line-aligned path for rows starting inside a 64-byte line: rows at every
+  // float offset from a 64-byte boundary, head sizes on and off its 16-column blocks. softmax_f32 has a
+  // stated error, not a definition, so it is held to the bits of the last SIMD table (avx2 / neon, which
+  // the digest test above pins) at every length and offset.
+  std::mt19937 rng(55);
+  const std::vector<const Kernels*> simd = ember::simd_kernels();
+  const std::vector<const Kernels*> tables = simd_and_ref();
+  const size_t pad = 16;
+  for (const Kernels* K : tables) {
+    const std::string kname = K->name;
+    CAPTURE(kname);
+    for (size_t d : {size_t{16}, size_t{32}, size_t{48}, size_t{64}, size_t{80}, size_t{128}, size_t{33}})
+      for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{37}})
+        for (size_t off = 0; off < 16; ++off) {
+          CAPTURE(d);
+          CAPTURE(n);
+          CAPTURE(off);
+          // 64-byte aligned storage, the rows starting `off` floats in.
+          std::vector<float> kbuf(n * d + 2 * pad + 16), vbuf(n * d + 2 * pad + 16), obuf(d + 2 * pad + 32);
+          auto aligned = [&](std::vector<float>& b) {
+            float* p = b.data();
+            while (reinterpret_cast<uintptr_t>(p) % 64 != 0) ++p;
+            return p + off;
+          };
+          float* k = aligned(kbuf);
+          float* v = aligned(vbuf);
+          float* out = aligned(obuf) + pad;  // guard floats on both sides
+          for (size_t i = 0; i < n * d; ++i) k[i] = randn(1, rng)[0], v[i] = randn(1, rng)[0];
+          const std::vector<float> q = randn(d, rng), p = randn(n, rng), out0 = randn(d, rng);
+          std::vector<float> s(n);
+          K->scores_f32(q.data(), k, n, d, 0.125f, s.data());
+          size_t bad = 0;
+          for (size_t j = 0; j < n; ++j) bad += !same_bits(s[j], K->dot_f32(q.data(), k + j * d, d) * 0.125f);
+          for (size_t i = 0; i < pad; ++i) out[-1 - static_cast<ptrdiff_t>(i)] = out[d + i] = -7.0f;
+          std::copy(out0.begin(), out0.end(), out);
+          K->wsum_rows_f32(p.data(), v, n, d, out);
+          for (size_t i = 0; i < d; ++i) {
+            float want = out0[i];
+            for (size_t j = 0; j < n; ++j) want = std::fma(p[j], v[j * d + i], want);
+            bad += !same_bits(out[i], want);
+          }
+          for (size_t i = 0; i < pad; ++i) bad += out[-1 - static_cast<ptrdiff_t>(i)] != -7.0f || out[d + i] != -7.0f;
+          CHECK(bad == 0);
+        }
+  }
+  if (simd.empty()) return;
+  const Kernels& base = *simd.back();
+  for (const Kernels* K : simd)
+    for (size_t n = 1; n <= 80; ++n)
+      for (size_t off = 0; off < 16; off += 3) {
+        std::vector<float> buf(n + 32), want(n);
+        float* x = buf.data();
+        while (reinterpret_cast<uintptr_t>(x) % 64 != 0) ++x;
+        x += off;
+        const std::vector<float> x0 = randn(n, rng, 3.0f);
+        std::copy(x0.begin(), x0.end(), want.begin());
+        base.softmax_f32(want.data(), n);
+        std::copy(x0.begin(), x0.end(), x);
+        K->softmax_f32(x, n);
+        size_t bad = 0;
+        for (size_t i = 0; i < n; ++i) bad += !same_bits(x[i], want[i]);
+        CAPTURE(std::string(K->name));
+        CAPTURE(n);
+        CAPTURE(off);
+        CHECK(bad == 0);
+      }
 }
 
 TEST_CASE("attention_f32_queries: a block of queries in chunks of rows gives each query attention_f32's bits") {
