@@ -151,7 +151,7 @@ grep -q '"test": "pp8"' "$T/out" && grep -q '"test": "tg8"' "$T/out" && ok || ba
 grep -Eq '"bandwidth": \[\{"threads": 1, "buffer_bytes": 1048576, "bytes_per_s": [0-9]+' "$T/out" && ok || bad "bench json lacks the read bandwidth: $(head -c 400 "$T/out")"
 grep '"test": "tg8"' "$T/out" | grep -Eq '"bytes_per_token": [1-9][0-9]*, "fits_llc": (true|false), "roofline": [0-9.]+' && ok || bad "bench json's decode row lacks bytes per token and roofline: $(cat "$T/out")"
 grep '"test": "pp8"' "$T/out" | grep -q 'roofline' && bad "bench json gives a prefill row a roofline" || ok
-grep -Eq '"kernels": "(avxvnni|avx2|neondot|neon|ref)"' "$T/out" && ok || bad "bench json does not name the kernel table: $(head -c 300 "$T/out")"
+grep -Eq '"kernels": "(avx512|avxvnni|avx2|neondot|neon|ref)"' "$T/out" && ok || bad "bench json does not name the kernel table: $(head -c 300 "$T/out")"
 grep -q "skipping pp$((2 * NCTX))" "$T/err" && ok || bad "bench does not skip prompts longer than n_ctx"
 expect_ok "bench table" "$B/ember-bench" -m "$T/nano8.ember" -p 8 -n 8 -t 1 -r 1 --bandwidth-mib 1
 grep -q "read bandwidth (buffer 1.0 MiB" "$T/out" && grep -Eq '^\| tg8 .*\| +[0-9.]+ \| +[0-9.]+% \|$' "$T/out" && ok || bad "bench table lacks the roofline: $(cat "$T/out")"
