@@ -27,7 +27,8 @@
 #include "kernels/gemm_f32.h"
 #include "kernels/gemm_q8.h"
 #include "kernels/kernels.h"
-#if defined(__x86_64__)
+#if defined(EMBER_KERNELS_REF)  // -Dkernels=ref: no SIMD tables, their entry points are not built
+#elif defined(__x86_64__)
 #include "kernels/avx2/kernels_avx2.h"
 #include "kernels/avx512/kernels_avx512.h"
 #elif defined(__aarch64__)
@@ -111,7 +112,11 @@ TEST_CASE("dispatch: one table, chosen once; EMBER_KERNELS=ref forces the refere
 
 TEST_CASE("dispatch: the best SIMD table of this CPU runs (avx512 / avxvnni / avx2 on x86-64, neon / neondot on AArch64) unless pinned to ref") {
   REQUIRE(cpuinfo_initialize());
-#if defined(__x86_64__)
+#if defined(EMBER_KERNELS_REF)
+  const bool cpu_simd = false;
+  const std::vector<std::string> want_tables;
+  const char* const cpu_desc = "-Dkernels=ref: no SIMD tables in this build";
+#elif defined(__x86_64__)
   // The AVX-512 table, then the AVX-VNNI one, come first when the CPU and the build have them
   // (src/meson.build).
   const bool cpu_simd = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
