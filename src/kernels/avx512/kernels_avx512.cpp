@@ -1,6 +1,7 @@
-// The "avx512" table: the "avx2" table with AVX-512 versions of the int8 GEMM and the activation
-// quantizer (gemm_q8_avx512.cpp) and of the f32 cache's attention kernels (below), each the same bits
-// as the entry it replaces. Entries without a measured gain stay the avx2 table's.
+// The "avx512" table: the "avxvnni" table (without AVX-VNNI, the "avx2" one) with AVX-512 versions of
+// the int8 GEMM and the activation quantizer (gemm_q8_avx512.cpp) and of attention's kernels (below),
+// each the same bits as the entry it replaces. Entries without a measured gain (dot_f32, the
+// elementwise ops) stay the base table's.
 // GCC 12's AVX-512 headers draw false -Wuninitialized warnings after inlining (their _mm*_undefined_*
 // initialise a variable with itself; GCC bug 105593), located in the header: silenced there only.
 #pragma GCC diagnostic push
@@ -284,7 +285,10 @@ void softmax_avx512(float* x, size_t n) {
 const Kernels* avx512_kernels() {
   // A function-local static: built at the first call, after select_x86.cpp's CPU check.
   static const Kernels k = [] {
-    Kernels t = avx2_kernels();
+    // The avxvnni table where the CPU has AVX-VNNI too (Sapphire Rapids and later; not Ice Lake), for the
+    // entries replaced there and not here; else the avx2 table.
+    const Kernels* vnni = cpu_has_avxvnni() ? avxvnni_kernels() : nullptr;
+    Kernels t = vnni ? *vnni : avx2_kernels();
     t.name = "avx512";
     t.quantize_rows_q8 = quantize_rows_q8_avx512;
     t.gemm_q8 = gemm_q8_avx512;

@@ -1,10 +1,10 @@
-// The "avx512" kernel table (x86-64): the "avx2" table with the int8 GEMM, the activation quantizer and
-// the f32 cache's attention kernels on AVX-512 (F, BW, VL and VNNI: Ice Lake / Sapphire Rapids and later
-// Xeons, Zen 4 and later). Compiled into its own static library with -mavx512f -mavx512bw -mavx512vl
-// -mavx512vnni (src/meson.build); call nothing here unless cpu_has_avx512() (select_x86.cpp) is true.
-// The rule of kernels_avx2.h holds for that library too: no global objects with dynamic
-// initialisation, no inline functions or templates with external linkage; everything in an anonymous
-// namespace but the entry points below.
+// The "avx512" kernel table (x86-64): the "avxvnni" table (the "avx2" one on a CPU without AVX-VNNI)
+// with the int8 GEMM, the activation quantizer and the attention kernels on AVX-512 (F, BW, VL and
+// VNNI: Ice Lake / Sapphire Rapids and later Xeons, Zen 4 and later). Compiled into its own static
+// library with -mavx512f -mavx512bw -mavx512vl -mavx512vnni (src/meson.build); call nothing here
+// unless cpu_has_avx512() (select_x86.cpp) is true. The rule of kernels_avx2.h holds for that library
+// too: no global objects with dynamic initialisation, no inline functions or templates with external
+// linkage; everything in an anonymous namespace but the entry points below.
 #pragma once
 
 #include "kernels/kernels.h"
