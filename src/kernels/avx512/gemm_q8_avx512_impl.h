@@ -49,16 +49,35 @@ EMBER_AI inline __m512i load64(const int8_t* p, __mmask64 m) {
 
 EMBER_AI inline __m512i flip(__m512i v) { return _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80))); }
 
-// acc[t][r] += 64 products of x[t][k..k+64) and w[r][k..k+64) (the masked tail when Tail). With PF,
-// also prefetch the same columns of the next R rows (the next row tile's, R * in bytes ahead): decode
-// streams the weights, and the first token tile of each row tile brings the next rows in.
-template <class Dot, int R, int T, bool PF, bool Tail>
+// Software prefetch of the weights (the avx2 tile's scheme, gemm_q8_avx2_impl.h):
+//   kPfNone    none (a row tile's later token tiles find its rows in L1)
+//   kPfRows    the same columns of the next R rows (the next row tile's, R * in bytes ahead), into L1:
+//              the first token tile of a prefill row tile
+//   kPfStream  decode (1..3 tokens): a row tile's R rows are R * in contiguous bytes read once, the tiles
+//              follow each other through the matrix, so the weights are one stream; at every 64-column
+//              step the tile has read 64 R bytes of it, and the R cache lines kPfFar bytes ahead go to L2,
+//              those kPfNear ahead to L1 (16 and 8 KiB, the avx2 tile's measured best).
+// Prefetches never fault: reaching past the last row is harmless.
+enum Prefetch { kPfNone, kPfRows, kPfStream };
+constexpr size_t kPfFar = 16384, kPfNear = 8192;
+
+// acc[t][r] += 64 products of x[t][k..k+64) and w[r][k..k+64) (the masked tail when Tail), and PF's
+// prefetches.
+template <class Dot, int R, int T, Prefetch PF, bool Tail>
 EMBER_AI inline void step64(__m512i (&acc)[T][R], const int8_t* const (&wp)[R], const int8_t* const (&xp)[T], size_t k,
                    size_t in, __mmask64 m) {
-  if (PF)
-    #pragma GCC unroll 16
+  if (PF == kPfRows)
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
       _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(wp[r]) + R * in + k), _MM_HINT_T0);
+  if (PF == kPfStream) {
+    const uintptr_t at = reinterpret_cast<uintptr_t>(wp[0]) + R * k;  // this step's point of the tile's span
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(at + kPfFar + 64 * r), _MM_HINT_T2);
+      _mm_prefetch(reinterpret_cast<const char*>(at + kPfNear + 64 * r), _MM_HINT_T0);
+    }
+  }
   __m512i xv[T];
   #pragma GCC unroll 16
   for (int t = 0; t < T; ++t) {
@@ -130,7 +149,7 @@ EMBER_AI inline void store_rows(const GemmQ8Args& a, size_t t, size_t o, __m256i
 
 // y[t .. t + T)[o .. o + R): the full dot products over `in`, then the epilogue. The corrections:
 // rcorr (lanes 0..R) per row (OffsetX), tcorr[i] per token (OffsetW).
-template <class Dot, int R, int T, bool PF>
+template <class Dot, int R, int T, Prefetch PF>
 inline void tile(const GemmQ8Args& a, size_t t, size_t o, __m256i rcorr, const int32_t* tcorr) {
   const size_t in = a.in;
   const int8_t* wp[R];
@@ -187,9 +206,9 @@ template <class Dot, int R, int T, int Rem>
 inline void tail_tokens(const GemmQ8Args& a, size_t t, size_t o, __m256i rc, const int32_t* tc, bool pf) {
   if constexpr (Rem > 0) {
     if (pf)
-      tile<Dot, R, Rem, true>(a, t, o, rc, tc);
+      tile<Dot, R, Rem, Dot::kRowCorr ? kPfRows : kPfStream>(a, t, o, rc, tc);
     else
-      tile<Dot, R, Rem, false>(a, t, o, rc, tc);
+      tile<Dot, R, Rem, kPfNone>(a, t, o, rc, tc);
   }
 }
 
@@ -205,10 +224,10 @@ inline void rows(const GemmQ8Args& a, size_t t0, size_t t1, size_t o, const int3
   size_t t = t0;
   bool first = true;
   for (; t + T <= t1; t += T) {
-    if (first)
-      tile<Dot, R, T, true>(a, t, o, rc, tcorr + (t - t0));
+    if (first)  // prefill (OffsetX): the next rows; decode (OffsetW, one token tile): the stream
+      tile<Dot, R, T, Dot::kRowCorr ? kPfRows : kPfStream>(a, t, o, rc, tcorr + (t - t0));
     else
-      tile<Dot, R, T, false>(a, t, o, rc, tcorr + (t - t0));
+      tile<Dot, R, T, kPfNone>(a, t, o, rc, tcorr + (t - t0));
     first = false;
   }
   const size_t rem = t1 - t;
