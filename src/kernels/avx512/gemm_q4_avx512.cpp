@@ -9,11 +9,15 @@
 // chains); prefill runs 8 tokens per unpacked weight vector. Compiled with AVX-512 F/BW/VL/VNNI flags
 // (src/meson.build): call only when select_x86.cpp's CPUID check reports them. Internal linkage
 // throughout (kernels_avx2.h's rule).
+#pragma GCC diagnostic push  // GCC 12's AVX-512 headers warn falsely (GCC bug 105593)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 #include <stdint.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
+#include "kernels/avx512/kernels_avx512.h"
 
 namespace ember {
 namespace {
@@ -92,6 +96,7 @@ inline void run(const GemmQ4Args& a, size_t o, size_t o1, size_t t) {
 }  // namespace
 
 void gemm_q4_tile_avx512(const GemmQ4Args& a, size_t t0, size_t t1, size_t o0, size_t o1) {
+  if (t0 >= t1 || o0 >= o1) return;
   if (t1 - t0 < 4) {  // decode: two blocks at a time, each token streaming the weights (from L1 after the first)
     size_t o = o0;
     for (; o + 16 < o1; o += 32) {  // a second block exists (possibly partial)

@@ -293,6 +293,7 @@ const Kernels* avx512_kernels() {
     t.quantize_rows_q8 = quantize_rows_q8_avx512;
     t.gemm_q8 = gemm_q8_avx512;
     t.gemm_q8_tile = gemm_q8_tile_avx512;
+    t.gemm_q4_tile = gemm_q4_tile_avx512;
     t.softmax_f32 = softmax_avx512;
     t.scores_f32 = scores_f32_avx512;
     t.wsum_rows_q8 = wsum_rows_q8_avx512;

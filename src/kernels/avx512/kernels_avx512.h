@@ -23,6 +23,8 @@ bool cpu_has_avx512();
 // Entry points of gemm_q8_avx512.cpp (the table is in kernels_avx512.cpp).
 void quantize_rows_q8_avx512(const float* x, size_t rows, size_t n, int8_t* q, float* scale);
 void gemm_q8_tile_avx512(const GemmQ8Args& a, size_t t0, size_t t1, size_t o0, size_t o1);
+// Entry point of gemm_q4_avx512.cpp.
+void gemm_q4_tile_avx512(const GemmQ4Args& a, size_t t0, size_t t1, size_t o0, size_t o1);
 void gemm_q8_avx512(const int8_t* xq, const float* xs, size_t batch, const int8_t* w, const float* ws,
                     const float* bias, float* y, size_t in, size_t out);
 
