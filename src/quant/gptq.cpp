@@ -101,9 +101,8 @@ void gptq_rows(std::vector<float>& W, size_t out, size_t in, size_t group, const
         const float d = U[p * in + p];
         for (size_t r = r0; r < r1; ++r) {
           const float w = W[r * in + p], s = f16_to_f32(scales[r * (in / group) + c / group]);
-          float v = s > 0.0f ? std::nearbyint(w * (1.0f / s)) : 0.0f;
-          v = v > 7.0f ? 7.0f : (v < -8.0f ? -8.0f : v);
-          q[r * in + c] = static_cast<int8_t>(v);
+          const int8_t v = s > 0.0f ? q4_round(w, 1.0f / s) : int8_t{0};
+          q[r * in + c] = v;
           err[r - r0] = (w - s * v) / d;
         }
         const float* u = &U[p * in];
@@ -147,7 +146,7 @@ Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, con
     std::vector<int8_t> tmp(group);
     for (size_t r = 0; r < out; ++r)
       for (size_t g = 0; g < in / group; ++g)
-        scales[r * (in / group) + g] = q4_group_scale(&W[r * in + g * group], group, nullptr, tmp.data());
+        scales[r * (in / group) + g] = q4_group_scale(&W[r * in + g * group], group, tmp.data());
   }
   std::vector<size_t> perm(in);
   for (size_t i = 0; i < in; ++i) perm[i] = i;

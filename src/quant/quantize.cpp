@@ -36,41 +36,27 @@ bool is_quantized_tensor(const std::string& name, const QuantizeOptions& opts) {
                                       ends_with(".mlp.c_fc.weight") || ends_with(".mlp.c_proj.weight"));
 }
 
-uint16_t q4_group_scale(const float* x, size_t n, const float* weight, int8_t* q) {
+uint16_t q4_group_scale(const float* x, size_t n, int8_t* q) {
   float amax = 0.0f;
   for (size_t k = 0; k < n; ++k) amax = std::max(amax, std::fabs(x[k]));
-  std::fill(q, q + n, int8_t{0});
-  if (!(amax > 0.0f)) return 0;
-  int8_t cand[kQ4MaxGroupSearch];
   uint16_t best_h = 0;
   double best_err = -1.0;
-  for (int step = 0; step <= 16; ++step) {  // m = 7, 7.125, ..., 9
+  for (int step = 0; amax > 0.0f && step <= 16; ++step) {  // m = 7, 7.125, ..., 9
     const uint16_t h = f32_to_f16(amax / (7.0f + 0.125f * static_cast<float>(step)));
     const float s = f16_to_f32(h);
     if (!(s > 0.0f) || !std::isfinite(s)) continue;
-    const float inv = 1.0f / s;
     double err = 0.0;
-    for (size_t k0 = 0; k0 < n; k0 += kQ4MaxGroupSearch) {
-      const size_t k1 = std::min(n, k0 + kQ4MaxGroupSearch);
-      for (size_t k = k0; k < k1; ++k) {
-        float v = std::nearbyint(x[k] * inv);
-        v = v > 7.0f ? 7.0f : (v < -8.0f ? -8.0f : v);
-        cand[k - k0] = static_cast<int8_t>(v);
-        const double d = static_cast<double>(x[k]) - static_cast<double>(s) * v;
-        err += (weight ? weight[k] : 1.0) * d * d;
-      }
+    for (size_t k = 0; k < n; ++k) {
+      const double d = static_cast<double>(x[k]) - static_cast<double>(s) * q4_round(x[k], 1.0f / s);
+      err += d * d;
     }
     if (best_err < 0.0 || err < best_err) {
       best_err = err;
       best_h = h;
     }
   }
-  if (best_err < 0.0) return 0;  // every candidate underflowed the half range: the group is ~0
-  const float s = f16_to_f32(best_h), inv = 1.0f / s;
-  for (size_t k = 0; k < n; ++k) {
-    float v = std::nearbyint(x[k] * inv);
-    q[k] = static_cast<int8_t>(v > 7.0f ? 7.0f : (v < -8.0f ? -8.0f : v));
-  }
+  const float s = f16_to_f32(best_h);
+  for (size_t k = 0; k < n; ++k) q[k] = s > 0.0f ? q4_round(x[k], 1.0f / s) : int8_t{0};
   return best_h;
 }
 
@@ -78,7 +64,7 @@ void quantize_rows_q4(const float* w, size_t rows, size_t cols, size_t group, in
   const size_t groups = cols / group;
   for (size_t r = 0; r < rows; ++r)
     for (size_t g = 0; g < groups; ++g)
-      scales[r * groups + g] = q4_group_scale(w + r * cols + g * group, group, nullptr, q + r * cols + g * group);
+      scales[r * groups + g] = q4_group_scale(w + r * cols + g * group, group, q + r * cols + g * group);
 }
 
 Status quantize_model(ModelSpec& spec, const QuantizeOptions& opts) {

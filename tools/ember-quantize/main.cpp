@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
             "layer's inputs on those tokens demand) or by rounding each group to nearest (--method rtn,\n"
             "faster, less exact). The embedding / tied LM head takes --embedding-type: int8 by default\n"
             "(small models lose several percent of perplexity with an int4 embedding), int4 for about half\n"
-            "its bytes (GPT-2 small: 74 MB instead of 89 MB). Activations stay int8 per token.\n\n"
+            "its bytes (GPT-2 small: 74 MB instead of 91 MB). Activations stay int8 per token.\n\n"
             "The quantized model is checked on calibration tokens: a table of each layer's relative output\n"
             "error, and the float vs quantized perplexity. If it is worse than --max-ppl-increase, nothing\n"
             "is written and the exit code is 1. Calibration tokens come from --calib (text; token ids when the\n"
