@@ -3,6 +3,8 @@
 //     decode (batch 1) and prefill (batch 512), 1 and 2 threads;
 //   * "cold" decode: weights rotated over copies larger than the caches, i.e. streamed from DRAM, next to a
 //     plain memory-read bandwidth baseline;
+//   * int4 linear (groups of 32: quantize_rows_q8 + gemm_q4_parallel) on the same shapes, hot and cold, with
+//     its speed-up over the int8 linear of the same shape and threads;
 //   * the f32 table entries, reference vs the selected table.
 // Every number is the median over --reps samples; a sample times enough calls to last >= --sample-ms.
 //
@@ -22,11 +24,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/threadpool.h"
+#include "format/q4.h"
+#include "kernels/gemm_q4.h"
 #include "kernels/gemm_q8.h"
 #include "kernels/kernels.h"
 #include "kernels/xnn/linear_xnn.h"
@@ -190,6 +195,7 @@ int main(int argc, char** argv) {
       "| shape (out x in) | batch | thr | int8 hot us | int8 GB/s | int8 GMAC/s | int8 cold us | int8 cold GB/s "
       "| f32 xnn hot us | f32 GB/s | f32 GMAC/s | f32 cold us | f32 cold GB/s | quantize us |\n"
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::map<std::pair<std::string, int>, double> int8_hot;  // (shape, threads) -> seconds, for the int4 table
   for (const Shape& sh : shapes) {
     const size_t in = sh.in, out = sh.out, batch = sh.batch;
     const double macs = static_cast<double>(batch) * in * out;
@@ -230,6 +236,7 @@ int main(int argc, char** argv) {
       pthreadpool_t xnn = tp ? tp->xnnpack_pool() : nullptr;
       const double tq = median_seconds(opt, [&](size_t) { K.quantize_rows_q8(x.data(), batch, in, xq.data(), xs.data()); });
       const double hot = median_seconds(opt, [&](size_t) { ember::gemm_q8_parallel(tp, K, args(wq[0].get())); });
+      int8_hot[{sh.name, nt}] = hot;
       double cold = NAN;
       if (cold_copies)
         cold = median_seconds(opt, [&](size_t i) { ember::gemm_q8_parallel(tp, K, args(wq[1 + i % cold_copies].get())); });
@@ -245,6 +252,55 @@ int main(int argc, char** argv) {
                   sh.name, out, in, batch, nt, hot * 1e6, q8_bytes / hot * 1e-9, macs / hot * 1e-9, cold * 1e6,
                   q8_bytes / cold * 1e-9, fhot * 1e6, f32_bytes / fhot * 1e-9, macs / fhot * 1e-9, fcold * 1e6,
                   f32_bytes / fcold * 1e-9, tq * 1e6);
+      std::fflush(stdout);
+    }
+  }
+
+  // int4 linear: the same shapes, weights packed as the file holds them (format/q4.h), groups of 32.
+  std::printf(
+      "\n| int4 shape (out x in), group 32 | batch | thr | hot us | GB/s | GMAC/s | cold us | cold GB/s | int8 hot / "
+      "int4 hot |\n|---|---|---|---|---|---|---|---|---|\n");
+  for (const Shape& sh : shapes) {
+    const size_t in = sh.in, out = sh.out, batch = sh.batch, group = 32;
+    const size_t bytes = ember::q4_bytes(out, in, group);
+    const double macs = static_cast<double>(batch) * in * out;
+    const size_t cold_copies = batch == 1 ? std::max<size_t>(2, ((opt.cold_mib << 20) + bytes - 1) / bytes) : 0;
+    std::vector<AlignedQ8> w;
+    {
+      std::vector<int8_t> q(out * in);
+      for (int8_t& v : q) v = static_cast<int8_t>(static_cast<int>(next_u32() % 16) - 8);
+      std::vector<uint16_t> scales(out * (in / group));
+      for (uint16_t& v : scales) v = static_cast<uint16_t>(0x1c00 + next_u32() % 0x400);  // halves in [2^-8, 2^-7)
+      w.emplace_back(bytes);
+      ember::q4_pack(q.data(), scales.data(), out, in, group, reinterpret_cast<uint8_t*>(w[0].get()));
+      for (size_t c = 0; c < cold_copies; ++c) {
+        w.emplace_back(bytes);
+        std::memcpy(w.back().get(), w[0].get(), bytes);
+      }
+    }
+    std::vector<float> bias(out), x(batch * in), y(batch * out), xs(batch);
+    fill_f32(bias, 1.0f);
+    fill_f32(x, 2.0f);
+    std::vector<int8_t> xq(batch * in);
+    std::vector<int32_t> xg(batch * (in / group));
+    K.quantize_rows_q8(x.data(), batch, in, xq.data(), xs.data());
+    auto args = [&](const int8_t* p) {
+      const uint8_t* u = reinterpret_cast<const uint8_t*>(p);
+      const auto* ws = reinterpret_cast<const uint16_t*>(u + ember::q4_nibble_bytes(out, in));
+      return ember::GemmQ4Args{xq.data(), xs.data(), nullptr, u, ws, bias.data(), y.data(), batch, in, out, group};
+    };
+    for (const auto& pool : pools) {
+      const int nt = pool.first;
+      ember::ThreadPool* tp = pool.second;
+      // Like the int8 columns: the GEMM alone (with the activations' group sums it needs), on activations
+      // quantized once.
+      const double hot = median_seconds(opt, [&](size_t) { ember::gemm_q4_parallel(tp, K, args(w[0].get()), xg.data()); });
+      double cold = NAN;
+      if (cold_copies)
+        cold = median_seconds(opt, [&](size_t i) { ember::gemm_q4_parallel(tp, K, args(w[1 + i % cold_copies].get()), xg.data()); });
+      std::printf("| %s %zux%zu | %zu | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.2fx |\n", sh.name, out, in, batch, nt,
+                  hot * 1e6, bytes / hot * 1e-9, macs / hot * 1e-9, cold * 1e6, bytes / cold * 1e-9,
+                  int8_hot[{sh.name, nt}] / hot);
       std::fflush(stdout);
     }
   }
