@@ -70,6 +70,12 @@ EMBER_API const char* ember_status_name(ember_status status);
 EMBER_API const char* ember_last_error(void);
 /* The library's version, "MAJOR.MINOR.PATCH" (EMBER_VERSION_STRING is the headers'). A static string. */
 EMBER_API const char* ember_version(void);
+/* The kernel table this process runs: "ref" (plain C++), "avx2", "avxvnni", "avx512", "neon" or
+ * "neondot", chosen once by CPU features (the EMBER_KERNELS environment variable may pick a supported
+ * one, or "ref"). The tables compute the same values to within stated tolerances; the SIMD tables give
+ * bit-identical logits, the reference differs from them in the last bits (libm's exp, erf, tanh). A
+ * static string. */
+EMBER_API const char* ember_kernel_table(void);
 
 /* ---- models --------------------------------------------------------------------------------------- */
 

@@ -55,9 +55,11 @@ enum class KvType { kF32, kInt8 };
 EMBER_API const char* kv_type_name(KvType t);                         // "f32", "int8"
 EMBER_API Result<KvType> kv_type_from_name(const std::string& name);  // inverse; kInvalidArgument otherwise
 
-// The kernel table sessions of this process run: "avxvnni" or "avx2" on x86-64, "neondot" or "neon" on
-// AArch64, "ref" otherwise; the environment variable EMBER_KERNELS pins "ref" or another table the CPU
-// runs (read once). For benchmarks and bug reports.
+// The kernel table sessions of this process run: "avx512", "avxvnni" or "avx2" on x86-64, "neondot" or
+// "neon" on AArch64, "ref" otherwise; the environment variable EMBER_KERNELS pins "ref" or another table
+// the CPU runs (read once). The SIMD tables give bit-identical logits; "ref" (libm's exp, erf, tanh)
+// differs from them in the last bits, so seeded sampling may take another path. For benchmarks, bug
+// reports and tests that compare stored outputs.
 EMBER_API const char* kernel_table_name();
 
 // The CPUs this process may run on: its affinity mask (taskset, cgroup cpusets), else the online CPUs;

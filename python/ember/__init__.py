@@ -26,7 +26,7 @@ try:  # logits as numpy arrays when numpy is there
 except ImportError:  # pragma: no cover - depends on the machine
     _np = None
 
-__all__ = ["EmberError", "Model", "Session", "Sampler", "generate", "version", "library_path"]
+__all__ = ["EmberError", "Model", "Session", "Sampler", "generate", "version", "kernel_table", "library_path"]
 
 library_path = _capi.library_path
 _STOP_REASONS = ["none", "max tokens", "end of text", "stop string", "context full", "callback", "aborted"]
@@ -62,6 +62,12 @@ def _ids(ids):
 def version():
     """The version of the libember this package runs on, "MAJOR.MINOR.PATCH"."""
     return lib.ember_version().decode()
+
+
+def kernel_table():
+    """The kernel table libember runs on this CPU: "ref", "avx2", "avxvnni", "avx512", "neon" or "neondot".
+    The SIMD tables give bit-identical logits; "ref" differs from them in the last bits."""
+    return lib.ember_kernel_table().decode()
 
 
 class _Handle:

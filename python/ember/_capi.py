@@ -85,6 +85,7 @@ _signatures = {
     "ember_status_name": (ctypes.c_char_p, [ctypes.c_int]),
     "ember_last_error": (ctypes.c_char_p, []),
     "ember_version": (ctypes.c_char_p, []),
+    "ember_kernel_table": (ctypes.c_char_p, []),
     "ember_stop_reason_name": (ctypes.c_char_p, [ctypes.c_int]),
     "ember_model_load": (_status, [ctypes.c_char_p, ctypes.POINTER(_P)]),
     "ember_model_load_from_buffer": (_status, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(_P)]),

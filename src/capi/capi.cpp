@@ -172,6 +172,7 @@ const char* ember_status_name(ember_status status) {
 }
 const char* ember_last_error(void) { return t_error.c_str(); }
 const char* ember_version(void) { return ember::version(); }
+const char* ember_kernel_table(void) { return ember::kernel_table_name(); }
 
 // ---- models ------------------------------------------------------------------------------------------
 

@@ -128,6 +128,8 @@ expect_fail "text calibration without tokenizer" "no tokenizer" "$Q" "$D/golden/
 
 for tool in ember-generate ember-perplexity ember-inspect ember-quantize ember-bench ember-classify; do
   "$B/$tool" --help > "$T/out" 2>&1 && grep -q "^usage: $tool" "$T/out" && ok || bad "$tool --help"
+  "$B/$tool" --version > "$T/out" 2>&1 && grep -Eq "^$tool \(ember [0-9]+\.[0-9]+\.[0-9]+\), kernels: (ref|avx2|avxvnni|avx512|neon|neondot)$" "$T/out" \
+    && ok || bad "$tool --version: $(cat "$T/out")"
 done
 
 expect_fail "classify without a head" "no classifier head" "$B/ember-classify" -m "$M" --text "hello"
@@ -142,8 +144,14 @@ expect_fail "classify eval needs a file" "--eval needs" "$B/ember-classify" -m "
 DM=${EMBER_MODELS_DIR:-$D/../../models}/shakespeare-char.ember
 expect_ok "default model greedy 64" "$G" -m "$DM" -p "ROMEO:" -n 64 --temp 0 --json
 cmp -s "$T/out" "$D/default_model_greedy64.json" && ok || bad "default model greedy tokens differ from x86-64's: $(head -c 300 "$T/out")"
+# The reference table (libm's exp, erf) differs from the SIMD tables in the last bits: a seeded run of
+# 400 tokens may sample another token somewhere, so only the SIMD tables are held to the stored run.
 expect_ok "default model seeded 400" "$G" -m "$DM" -p "ROMEO:" -n 400 --seed 1 --keep-going --json
-cmp -s "$T/out" "$D/default_model_seed1.json" && ok || bad "default model seeded tokens differ from x86-64's: $(head -c 300 "$T/out")"
+if "$G" --version | grep -q "kernels: ref$"; then
+  echo "skip: default model seeded 400 against the stored run (this process runs the reference kernels)"
+else
+  cmp -s "$T/out" "$D/default_model_seed1.json" && ok || bad "default model seeded tokens differ from x86-64's: $(head -c 300 "$T/out")"
+fi
 
 expect_ok "bench" "$B/ember-bench" -m "$T/nano8.ember" -p 8,$((2 * NCTX)) -n 8 -t 1 -r 1 --bandwidth-mib 1 --json
 grep -q '"test": "pp8"' "$T/out" && grep -q '"test": "tg8"' "$T/out" && ok || bad "bench json lacks results: $(cat "$T/out")"

@@ -77,6 +77,7 @@ int collect(int32_t token, const char* text, size_t len, void* user) {
 
 TEST_CASE("capi: version, status names, and the thread's last error") {
   CHECK(std::string(ember_version()) == EMBER_VERSION_STRING);
+  CHECK(std::string(ember_kernel_table()) == ember::kernel_table_name());
   CHECK(std::string(ember_status_name(EMBER_OK)) == "ok");
   CHECK(std::string(ember_status_name(EMBER_ABORTED)) == "aborted");
   CHECK(std::string(ember_status_name(static_cast<ember_status>(99))) == "unknown");

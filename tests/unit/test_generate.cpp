@@ -188,6 +188,12 @@ TEST_CASE("generate: the same ids and text as ember-generate's loop (seeded, gre
 }
 
 TEST_CASE("generate: the default model's committed seeded run (tests/data/default_model_seed1.json)") {
+  // The stored run is the SIMD tables' (bit-identical to each other); the reference's libm exp / erf
+  // differ in the last bits, enough to change a sampled token somewhere in 400.
+  if (std::string(ember::kernel_table_name()) == "ref") {
+    MESSAGE("skipped: the stored run is the SIMD kernel tables', this process runs the reference");
+    return;
+  }
   auto j = ember::read_file(ember_test::data_dir() + "/default_model_seed1.json");
   REQUIRE(j.ok());
   const auto want = nlohmann::json::parse(*j);

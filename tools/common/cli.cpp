@@ -9,11 +9,14 @@
 #include <cstring>
 #include <sstream>
 
+#include "ember/version.h"
+
 namespace ember_cli {
 
 Args::Args(std::string prog, std::string usage, std::string about)
     : prog_(std::move(prog)), usage_(std::move(usage)), about_(std::move(about)) {
   option("help", "h", "", "show this help and exit");
+  option("version", "", "", "print ember's version and the kernel table this CPU runs, and exit");
 }
 
 void Args::option(const std::string& long_name, const std::string& short_name, const std::string& metavar,
@@ -76,6 +79,10 @@ void Args::parse(int argc, char** argv) {
     if (!o) usage_error("unknown option '" + a + "'");
     if (o->long_name == "help") {
       std::fputs(help().c_str(), stdout);
+      std::exit(0);
+    }
+    if (o->long_name == "version") {
+      std::printf("%s (ember %s), kernels: %s\n", prog_.c_str(), ember::version(), ember::kernel_table_name());
       std::exit(0);
     }
     if (o->metavar.empty()) {
