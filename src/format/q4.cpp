@@ -70,9 +70,18 @@ uint16_t q4_scale(const uint8_t* data, size_t out, size_t in, size_t group, size
 }
 
 void q4_dequantize_row(const uint8_t* data, size_t out, size_t in, size_t group, size_t o, float* dst) {
+  // Row o's bytes: 4 per 64-byte pair (8 channels), at 4 (o % 16) in its block (the layout above).
+  const uint8_t* row = data + o / kQ4BlockRows * 8 * in + 4 * (o % kQ4BlockRows);
   for (size_t g = 0; g < in / group; ++g) {
     const float s = f16_to_f32(q4_scale(data, out, in, group, o, g));
-    for (size_t k = g * group; k < (g + 1) * group; ++k) dst[k] = s * static_cast<float>(q4_value(data, in, group, o, k));
+    for (size_t p = 0; p < group / 8; ++p) {
+      const uint8_t* b = row + g * 8 * group + 64 * p;
+      float* d = dst + g * group + 8 * p;
+      for (size_t i = 0; i < 4; ++i) {
+        d[i] = s * static_cast<float>((b[i] & 0x0f) - 8);
+        d[4 + i] = s * static_cast<float>((b[i] >> 4) - 8);
+      }
+    }
   }
 }
 
