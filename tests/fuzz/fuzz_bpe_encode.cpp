@@ -7,17 +7,11 @@
 #include <cstdlib>
 #include <string>
 
+#include "check.h"
 #include "ember/convert.h"
 #include "ember/tokenizer.h"
 
 namespace {
-
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_bpe_encode: invariant failed: %s\n", what);
-    std::abort();
-  }
-}
 
 std::string data_dir() {
   const char* d = std::getenv("EMBER_TEST_DATA");

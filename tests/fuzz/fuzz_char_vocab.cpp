@@ -6,16 +6,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "check.h"
 #include "convert/tokenizer_files.h"
-
-namespace {
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_char_vocab: invariant failed: %s\n", what);
-    std::abort();
-  }
-}
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string in(reinterpret_cast<const char*>(data), size);

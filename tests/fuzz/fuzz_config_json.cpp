@@ -5,16 +5,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "check.h"
 #include "convert/import.h"
-
-namespace {
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_config_json: invariant failed: %s\n", what);
-    std::abort();
-  }
-}
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string in(reinterpret_cast<const char*>(data), size);

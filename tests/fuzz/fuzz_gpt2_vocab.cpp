@@ -7,16 +7,10 @@
 #include <cstdlib>
 #include <string>
 
+#include "check.h"
 #include "convert/tokenizer_files.h"
 
 namespace {
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_gpt2_vocab: invariant failed: %s\n", what);
-    std::abort();
-  }
-}
-
 void round_trip(const ember::Tokenizer& tok, const std::string& text) {
   auto ids = tok.encode(text);
   if (!ember::is_valid_utf8(text)) {

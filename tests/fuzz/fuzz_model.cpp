@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "check.h"
 #include "ember/model.h"
 #include "ember/sampler.h"
 #include "ember/session.h"
@@ -19,14 +20,6 @@ namespace {
 struct FreeDeleter {
   void operator()(uint8_t* p) const { std::free(p); }
 };
-
-// Aborts (a finding for libFuzzer) when an invariant of a successful call does not hold.
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_model: invariant failed: %s\n", what);
-    std::abort();
-  }
-}
 
 }  // namespace
 

@@ -6,16 +6,8 @@
 #include <cstring>
 #include <memory>
 
+#include "check.h"
 #include "convert/safetensors.h"
-
-namespace {
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_safetensors: invariant failed: %s\n", what);
-    std::abort();
-  }
-}
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // An exact-size copy: ASan sees any read past the end of the "file".

@@ -12,18 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "ember/model.h"
 #include "ember/sampler.h"
 #include "ember/session.h"
 
 namespace {
-
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_session_state: invariant failed: %s\n", what);
-    std::abort();
-  }
-}
 
 struct Fixture {
   std::shared_ptr<const ember::Model> model;
