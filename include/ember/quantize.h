@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,8 +54,11 @@ EMBER_API Status quantize_model(ModelSpec& spec, const QuantizeOptions& opts);
 // are then quantized one input channel at a time, each channel's rounding error spread over the channels
 // not yet quantized so that the layer's output moves least. Costs a float forward over the tokens plus
 // O(in^3 + out in^2) per layer; the int8 and float tensors are as quantize_model makes them.
+// `progress`, when set, is called on the calling thread once the Hessians are collected (done 0, tensor
+// "") and after each layer (done 1..total, the weight tensor's name).
+using GptqProgressCallback = std::function<void(size_t done, size_t total, const std::string& tensor)>;
 EMBER_API Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const std::vector<int32_t>& tokens,
-                                     size_t ctx, uint32_t threads);
+                                     size_t ctx, uint32_t threads, const GptqProgressCallback& progress = nullptr);
 // GPTQ of one weight matrix w (out x in) with the input Hessian `hessian` (in x in, symmetric): values
 // q in [-8, 7] (out x in) and half-float scales per group (out x in / group).
 EMBER_API Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, const double* hessian, int8_t* q,

@@ -16,9 +16,9 @@
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <thread>
 #include <vector>
 
+#include "core/threadpool.h"
 #include "ember/quantize.h"
 #include "format/q4.h"
 #include "quant/q4_quant.h"
@@ -37,9 +37,14 @@ double dot(const double* a, const double* b, size_t n) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+// Loops smaller than this many multiply-adds run on the caller: a parallel loop costs microseconds.
+constexpr size_t kParallelWork = 1 << 16;
+ThreadPool* pool_for(ThreadPool* pool, size_t work) { return work >= kParallelWork ? pool : nullptr; }
+
 // Lower Cholesky factor of the symmetric positive definite a (n x n, row-major, in place: the lower
-// triangle becomes L, the upper is zeroed). False if a pivot is not positive.
-bool cholesky_lower(std::vector<double>& a, size_t n) {
+// triangle becomes L, the upper is zeroed). False if a pivot is not positive. Column by column; the
+// rows below a pivot are independent (over the pool).
+bool cholesky_lower(std::vector<double>& a, size_t n, ThreadPool* pool) {
   for (size_t j = 0; j < n; ++j) {
     double* rj = &a[j * n];
     const double d = rj[j] - dot(rj, rj, j);
@@ -47,10 +52,13 @@ bool cholesky_lower(std::vector<double>& a, size_t n) {
     const double l = std::sqrt(d);
     rj[j] = l;
     const double inv = 1.0 / l;
-    for (size_t i = j + 1; i < n; ++i) {
-      double* ri = &a[i * n];
-      ri[j] = (ri[j] - dot(ri, rj, j)) * inv;
-    }
+    const size_t below = n - j - 1;
+    parallel_for_tiles(pool_for(pool, below * j), below, 32, [&](size_t i0, size_t count) {
+      for (size_t i = j + 1 + i0; i < j + 1 + i0 + count; ++i) {
+        double* ri = &a[i * n];
+        ri[j] = (ri[j] - dot(ri, rj, j)) * inv;
+      }
+    });
   }
   for (size_t i = 0; i < n; ++i)
     for (size_t j = i + 1; j < n; ++j) a[i * n + j] = 0.0;
@@ -60,65 +68,74 @@ bool cholesky_lower(std::vector<double>& a, size_t n) {
 // U with H^-1 = U^T U (upper triangular, positive diagonal: the upper Cholesky factor of H^-1) for the
 // symmetric positive definite H (n x n), without forming H^-1: with J the order reversal, the lower
 // Cholesky factor L of J H J gives H = R R^T for the upper R = J L J, so H^-1 = (R^-1)^T R^-1 and
-// U = R^-1. One factorization and one triangular inverse, every inner loop along a row. False if H is
-// not (numerically) positive definite.
-bool inverse_upper_factor(const std::vector<double>& H, size_t n, std::vector<float>& U) {
+// U = R^-1 = J L^-1 J. One factorization, then L^-1 one column at a time (forward substitution of
+// L x = e_m, every inner loop a dot product along a row of L; the columns are independent, over the
+// pool). False if H is not (numerically) positive definite.
+bool inverse_upper_factor(const std::vector<double>& H, size_t n, std::vector<float>& U, ThreadPool* pool) {
   std::vector<double> A(n * n);
   for (size_t i = 0; i < n; ++i)
     for (size_t j = 0; j < n; ++j) A[i * n + j] = H[(n - 1 - i) * n + (n - 1 - j)];
-  if (!cholesky_lower(A, n)) return false;
-  auto R = [&](size_t i, size_t j) { return A[(n - 1 - i) * n + (n - 1 - j)]; };  // upper: j >= i
-  // R V = I, V upper: row i of V = (e_i - sum_{k > i} R[i][k] V[k]) / R[i][i], from the last row up.
-  std::vector<double> V(n * n, 0.0);
-  for (size_t i = n; i-- > 0;) {
-    double* vi = &V[i * n];
-    vi[i] = 1.0;
-    for (size_t k = i + 1; k < n; ++k) {
-      const double r = R(i, k);
-      const double* vk = &V[k * n];
-      for (size_t c = k; c < n; ++c) vi[c] -= r * vk[c];
+  if (!cholesky_lower(A, n, pool)) return false;
+  U.assign(n * n, 0.0f);
+  constexpr size_t kColumns = 8;  // columns per task; the last columns of L^-1 are the short ones
+  parallel_for_tiles(pool_for(pool, n * n * n / 6), n, kColumns, [&](size_t m0, size_t count) {
+    std::vector<double> x(n);
+    for (size_t m = m0; m < m0 + count; ++m) {
+      // x = column m of L^-1: zero above m, x[m] = 1 / L[m][m], x[r] = -L[r][m..r) x[m..r) / L[r][r].
+      x[m] = 1.0 / A[m * n + m];
+      for (size_t r = m + 1; r < n; ++r) x[r] = -dot(&A[r * n + m], &x[m], r - m) / A[r * n + r];
+      // U[i][c] = (L^-1)[n-1-i][n-1-c]: this column is U's column c = n-1-m, rows i <= c.
+      const size_t c = n - 1 - m;
+      for (size_t r = m; r < n; ++r) U[(n - 1 - r) * n + c] = static_cast<float>(x[r]);
     }
-    const double inv = 1.0 / R(i, i);
-    for (size_t c = i; c < n; ++c) vi[c] *= inv;
-  }
-  U.assign(V.begin(), V.end());
+  });
   return true;
 }
 
 // GPTQ's column loop for W (out x in) and U, both in the permuted channel order (position p holds
 // channel perm[p]), with the scales given (out x in / group, chosen from the original weights); q is
-// written in the original order. Rows are independent: batches of rows over threads.
+// written in the original order. Rows are independent: batches of rows over the pool.
 void gptq_rows(std::vector<float>& W, size_t out, size_t in, size_t group, const std::vector<float>& U,
-               const std::vector<size_t>& perm, const uint16_t* scales, int8_t* q, uint32_t threads) {
+               const std::vector<size_t>& perm, const uint16_t* scales, int8_t* q, ThreadPool* pool) {
   constexpr size_t kRows = 16;  // rows per batch: each row of U is read once per batch
-  const size_t batches = (out + kRows - 1) / kRows;
-  auto work = [&](size_t b0, size_t b1) {
+  parallel_for_tiles(pool, out, kRows, [&](size_t r0, size_t count) {
     float err[kRows];
-    for (size_t b = b0; b < b1; ++b) {
-      const size_t r0 = b * kRows, r1 = std::min(out, r0 + kRows);
-      for (size_t p = 0; p < in; ++p) {
-        const size_t c = perm[p];
-        const float d = U[p * in + p];
-        for (size_t r = r0; r < r1; ++r) {
-          const float w = W[r * in + p], s = f16_to_f32(scales[r * (in / group) + c / group]);
-          const int8_t v = s > 0.0f ? q4_round(w, 1.0f / s) : int8_t{0};
-          q[r * in + c] = v;
-          err[r - r0] = (w - s * v) / d;
-        }
-        const float* u = &U[p * in];
-        for (size_t r = r0; r < r1; ++r) {
-          float* wr = &W[r * in];
-          const float e = err[r - r0];
-          for (size_t j = p + 1; j < in; ++j) wr[j] -= e * u[j];
-        }
+    const size_t r1 = r0 + count;
+    for (size_t p = 0; p < in; ++p) {
+      const size_t c = perm[p];
+      const float d = U[p * in + p];
+      for (size_t r = r0; r < r1; ++r) {
+        const float w = W[r * in + p], s = f16_to_f32(scales[r * (in / group) + c / group]);
+        const int8_t v = s > 0.0f ? q4_round(w, 1.0f / s) : int8_t{0};
+        q[r * in + c] = v;
+        err[r - r0] = (w - s * v) / d;
+      }
+      const float* u = &U[p * in];
+      for (size_t r = r0; r < r1; ++r) {
+        float* wr = &W[r * in];
+        const float e = err[r - r0];
+        for (size_t j = p + 1; j < in; ++j) wr[j] -= e * u[j];
       }
     }
-  };
-  const size_t nt = std::max<size_t>(1, std::min<size_t>(threads, batches));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < nt; ++t) pool.emplace_back(work, batches * t / nt, batches * (t + 1) / nt);
-  work(0, batches / nt);
-  for (auto& th : pool) th.join();
+  });
+}
+
+// The lower triangle of h (in x in) += x^T x for x (rows x in). The columns of x become the rows of xt, so
+// each entry is one dot product over the rows and h is read and written once per call (a block of
+// tokens), where a rank-1 update per token would stream all of it through memory for every token; rows
+// of h in tiles over the pool.
+void accumulate_hessian(const float* x, size_t rows, size_t in, std::vector<double>& h, std::vector<double>& xt,
+                        ThreadPool* pool) {
+  xt.resize(in * rows);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < in; ++i) xt[i * rows + r] = x[r * in + i];
+  parallel_for_tiles(pool_for(pool, in * in * rows / 2), in, 16, [&](size_t i0, size_t count) {
+    for (size_t i = i0; i < i0 + count; ++i) {
+      const double* xi = &xt[i * rows];
+      double* hi = &h[i * in];
+      for (size_t j = 0; j <= i; ++j) hi[j] += dot(xi, &xt[j * rows], rows);
+    }
+  });
 }
 
 }  // namespace
@@ -126,6 +143,7 @@ void gptq_rows(std::vector<float>& W, size_t out, size_t in, size_t group, const
 Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, const double* hessian, int8_t* q,
                         uint16_t* scales, uint32_t threads) {
   if (group == 0 || in % group != 0) return invalid_argument("gptq: group does not divide the rows");
+  ThreadPool pool(std::max<uint32_t>(1, threads));
   std::vector<float> W(w, w + out * in);
   std::vector<double> H(hessian, hessian + in * in);
   double mean = 0.0;
@@ -158,11 +176,11 @@ Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, con
     std::vector<double> Hp(in * in);
     for (size_t i = 0; i < in; ++i)
       for (size_t j = 0; j < in; ++j) Hp[i * in + j] = Hd[perm[i] * in + perm[j]];
-    if (inverse_upper_factor(Hp, in, U)) {
+    if (inverse_upper_factor(Hp, in, U, &pool)) {
       std::vector<float> Wp(out * in);
       for (size_t r = 0; r < out; ++r)
         for (size_t p = 0; p < in; ++p) Wp[r * in + p] = W[r * in + perm[p]];
-      gptq_rows(Wp, out, in, group, U, perm, scales, q, threads);
+      gptq_rows(Wp, out, in, group, U, perm, scales, q, &pool);
       return Status::Ok();
     }
     if (damp > 1e3) return internal_error("gptq: the input Hessian is not positive definite even after damping");
@@ -170,7 +188,7 @@ Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, con
 }
 
 Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const std::vector<int32_t>& tokens, size_t ctx,
-                           uint32_t threads) {
+                           uint32_t threads, const GptqProgressCallback& progress) {
   EMBER_RETURN_IF_ERROR(spec.validate());
   if (tokens.size() < 2) return invalid_argument("gptq: fewer than 2 calibration tokens");
   if (ctx == 0) return invalid_argument("gptq: calibration window of 0 tokens");
@@ -187,20 +205,16 @@ Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const s
         return invalid_argument("gptq: calibration token " + std::to_string(t) + " is outside the vocabulary");
     SessionOptions so;
     so.n_threads = threads;
+    ThreadPool pool(std::max<uint32_t>(1, threads));  // the tap runs between the session's parallel loops
+    so.n_batch = std::min<size_t>(ctx, 512);  // the tap's blocks of rows: one pass over H per block
+    std::vector<double> xt;
     so.linear_tap = [&](const LinearTap& t) {
       const std::string name = t.layer >= c.n_layer ? (c.tied_lm_head ? "wte" : "lm_head.weight")
                                                     : "h." + std::to_string(t.layer) + "." + t.name + ".weight";
       if (!is_quantized_tensor(name, opts) || target(name) != DType::kI4 || name == "wte") return;
       std::vector<double>& h = H[name];
       if (h.empty()) h.assign(t.in * t.in, 0.0);
-      for (size_t r = 0; r < t.rows; ++r) {
-        const float* x = t.x + r * t.in;
-        for (size_t i = 0; i < t.in; ++i) {
-          const double xi = x[i];
-          double* hi = &h[i * t.in];
-          for (size_t j = 0; j <= i; ++j) hi[j] += xi * x[j];
-        }
-      }
+      accumulate_hessian(t.x, t.rows, t.in, h, xt, &pool);
     };
     EMBER_ASSIGN_OR_RETURN(std::unique_ptr<Session> s, Session::create(fm, so));
     const Session::LogitsCallback every = [](size_t, const float*) {};  // the LM head on every row
@@ -210,6 +224,8 @@ Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const s
     }
   }
   // 2. GPTQ for those layers; quantize_model then does the rest (and leaves these as they are).
+  size_t done = 0;
+  if (progress) progress(0, H.size(), "");
   for (TensorData& t : spec.tensors) {
     auto it = H.find(t.name);
     if (it == H.end()) continue;
@@ -231,6 +247,7 @@ Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const s
     t.scales.clear();
     t.data.assign(q4_bytes(out, in, opts.group), 0);
     q4_pack(q.data(), sc.data(), out, in, opts.group, t.data.data());
+    if (progress) progress(++done, H.size(), t.name);
   }
   return quantize_model(spec, opts);
 }

@@ -1,4 +1,6 @@
 // ember-quantize: import a trained checkpoint and write an .ember model.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -157,7 +159,23 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "%s: quantizing to %s\n", P.c_str(), type.c_str());
   if (type == "int4" && args.str("method") == "gptq") {
     std::fprintf(stderr, "%s: GPTQ on %s\n", P.c_str(), calib_desc.c_str());
-    check(P, ember::quantize_model_gptq(spec, qopts, calib, ctx, threads));
+    // Progress: the Hessians' time, then a layer counter (on a terminal) and the total.
+    const bool tty = isatty(fileno(stderr));
+    double tg = now_seconds();
+    const double th = tg;
+    auto progress = [&](size_t done, size_t total, const std::string& tensor) {
+      const double t = now_seconds();
+      if (done == 0) {
+        std::fprintf(stderr, "%s: layer input Hessians of %zu int4 layers in %.1f s\n", P.c_str(), total, t - th);
+        tg = t;
+      } else if (tty) {
+        std::fprintf(stderr, "\r\033[K%s: GPTQ %zu / %zu layers (%s), ETA %.0f s", P.c_str(), done, total, tensor.c_str(),
+                     (t - tg) / done * (total - done));
+      }
+      if (done == total && total > 0)
+        std::fprintf(stderr, "%s%s: GPTQ of %zu layers in %.1f s\n", tty ? "\r\033[K" : "", P.c_str(), total, t - tg);
+    };
+    check(P, ember::quantize_model_gptq(spec, qopts, calib, ctx, threads, progress));
   } else {
     check(P, ember::quantize_model(spec, qopts));
   }
