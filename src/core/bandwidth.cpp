@@ -28,8 +28,9 @@ namespace {
 constexpr size_t kSliceAlign = 256;  // bytes per step of the read loops; slices are multiples of it
 
 // XOR of every 32-byte vector of [p, p + n) folded to 64 bits, so the loads cannot be dropped; n is a
-// multiple of kSliceAlign, p 64-byte aligned. Eight independent loads per step, nothing else.
-uint64_t read_generic(const uint8_t* p, size_t n) {
+// multiple of kSliceAlign, p 64-byte aligned. Eight independent loads per step, nothing else. (AArch64
+// always has NEON: there it is unused.)
+[[maybe_unused]] uint64_t read_generic(const uint8_t* p, size_t n) {
   uint64_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (size_t i = 0; i < n; i += 64) {
     const uint64_t* q = reinterpret_cast<const uint64_t*>(p + i);
