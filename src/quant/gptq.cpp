@@ -42,22 +42,31 @@ constexpr size_t kParallelWork = 1 << 16;
 ThreadPool* pool_for(ThreadPool* pool, size_t work) { return work >= kParallelWork ? pool : nullptr; }
 
 // Lower Cholesky factor of the symmetric positive definite a (n x n, row-major, in place: the lower
-// triangle becomes L, the upper is zeroed). False if a pivot is not positive. Column by column; the
-// rows below a pivot are independent (over the pool).
+// triangle becomes L, the upper is zeroed). False if a pivot is not positive. Entry (i, j), j < i:
+// (a_ij - L_i[0, j) . L_j[0, j)) / L_jj, in blocks of kBlock columns: the block's own rows first, then
+// every row below (over the pool) takes the block's columns one after another, so its row stays in L1
+// and the block's rows in L2, where a column at a time would read the whole triangle from memory for
+// each column. The same operations in the same order as column by column.
 bool cholesky_lower(std::vector<double>& a, size_t n, ThreadPool* pool) {
-  for (size_t j = 0; j < n; ++j) {
-    double* rj = &a[j * n];
-    const double d = rj[j] - dot(rj, rj, j);
-    if (!(d > 0.0)) return false;
-    const double l = std::sqrt(d);
-    rj[j] = l;
-    const double inv = 1.0 / l;
-    const size_t below = n - j - 1;
-    parallel_for_tiles(pool_for(pool, below * j), below, 32, [&](size_t i0, size_t count) {
-      for (size_t i = j + 1 + i0; i < j + 1 + i0 + count; ++i) {
-        double* ri = &a[i * n];
-        ri[j] = (ri[j] - dot(ri, rj, j)) * inv;
-      }
+  constexpr size_t kBlock = 64;
+  std::vector<double> inv(n);  // 1 / L_jj
+  auto row_block = [&](size_t i, size_t j0, size_t j1) {
+    double* ri = &a[i * n];
+    for (size_t j = j0; j < j1; ++j) ri[j] = (ri[j] - dot(ri, &a[j * n], j)) * inv[j];
+  };
+  for (size_t j0 = 0; j0 < n; j0 += kBlock) {
+    const size_t j1 = std::min(n, j0 + kBlock);
+    for (size_t j = j0; j < j1; ++j) {
+      row_block(j, j0, j);
+      double* rj = &a[j * n];
+      const double d = rj[j] - dot(rj, rj, j);
+      if (!(d > 0.0)) return false;
+      rj[j] = std::sqrt(d);
+      inv[j] = 1.0 / rj[j];
+    }
+    const size_t below = n - j1;
+    parallel_for_tiles(pool_for(pool, below * j1 * (j1 - j0)), below, 16, [&](size_t i0, size_t count) {
+      for (size_t i = j1 + i0; i < j1 + i0 + count; ++i) row_block(i, j0, j1);
     });
   }
   for (size_t i = 0; i < n; ++i)
@@ -68,25 +77,27 @@ bool cholesky_lower(std::vector<double>& a, size_t n, ThreadPool* pool) {
 // U with H^-1 = U^T U (upper triangular, positive diagonal: the upper Cholesky factor of H^-1) for the
 // symmetric positive definite H (n x n), without forming H^-1: with J the order reversal, the lower
 // Cholesky factor L of J H J gives H = R R^T for the upper R = J L J, so H^-1 = (R^-1)^T R^-1 and
-// U = R^-1 = J L^-1 J. One factorization, then L^-1 one column at a time (forward substitution of
-// L x = e_m, every inner loop a dot product along a row of L; the columns are independent, over the
-// pool). False if H is not (numerically) positive definite.
+// U = R^-1 = J L^-1 J. One factorization, then the columns of L^-1 by forward substitution (L x = e_m:
+// x_m = 1 / L_mm, x_r = -L_r[m, r) . x[m, r) / L_rr), kColumns of them per task (over the pool), row
+// by row, so each row of L is read once per task. False if H is not (numerically) positive definite.
 bool inverse_upper_factor(const std::vector<double>& H, size_t n, std::vector<float>& U, ThreadPool* pool) {
   std::vector<double> A(n * n);
   for (size_t i = 0; i < n; ++i)
     for (size_t j = 0; j < n; ++j) A[i * n + j] = H[(n - 1 - i) * n + (n - 1 - j)];
   if (!cholesky_lower(A, n, pool)) return false;
   U.assign(n * n, 0.0f);
-  constexpr size_t kColumns = 8;  // columns per task; the last columns of L^-1 are the short ones
+  constexpr size_t kColumns = 32;
   parallel_for_tiles(pool_for(pool, n * n * n / 6), n, kColumns, [&](size_t m0, size_t count) {
-    std::vector<double> x(n);
-    for (size_t m = m0; m < m0 + count; ++m) {
-      // x = column m of L^-1: zero above m, x[m] = 1 / L[m][m], x[r] = -L[r][m..r) x[m..r) / L[r][r].
-      x[m] = 1.0 / A[m * n + m];
-      for (size_t r = m + 1; r < n; ++r) x[r] = -dot(&A[r * n + m], &x[m], r - m) / A[r * n + r];
-      // U[i][c] = (L^-1)[n-1-i][n-1-c]: this column is U's column c = n-1-m, rows i <= c.
-      const size_t c = n - 1 - m;
-      for (size_t r = m; r < n; ++r) U[(n - 1 - r) * n + c] = static_cast<float>(x[r]);
+    std::vector<double> X(count * n);  // X[k * n + r]: column m0 + k of L^-1
+    for (size_t r = m0; r < n; ++r) {
+      const double* lr = &A[r * n];
+      for (size_t k = 0; k < count && m0 + k <= r; ++k) {
+        const size_t m = m0 + k;
+        double* x = &X[k * n];
+        x[r] = m == r ? 1.0 / lr[r] : -dot(lr + m, x + m, r - m) / lr[r];
+        // U[i][c] = (L^-1)[n-1-i][n-1-c]: U's column c = n-1-m, row i = n-1-r.
+        U[(n - 1 - r) * n + (n - 1 - m)] = static_cast<float>(x[r]);
+      }
     }
   });
   return true;

@@ -248,44 +248,56 @@ TEST_CASE("gptq_quantize_q4: a smaller output error on its calibration inputs th
   // must beat round-to-nearest on ||X (W - Wq)^T||, with values in [-8, 7] and valid scales.
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  const size_t out = 24, in = 64, n = 512, group = 16;
-  std::vector<float> mix(8 * in), X(n * in), W(out * in);
-  for (float& v : mix) v = nd(rng);
-  for (size_t t = 0; t < n; ++t) {
-    float z[8];
-    for (float& v : z) v = nd(rng);
-    for (size_t i = 0; i < in; ++i) {
-      float s = 0.1f * nd(rng);
-      for (size_t k = 0; k < 8; ++k) s += z[k] * mix[k * in + i];
-      X[t * in + i] = s;
+  // in 160: the factorization's blocks of 64 columns, a partial last one, and work split over threads.
+  for (size_t in : {64, 160}) {
+    CAPTURE(in);
+    const size_t out = 24, n = 512, group = 16;
+    std::vector<float> mix(8 * in), X(n * in), W(out * in);
+    for (float& v : mix) v = nd(rng);
+    for (size_t t = 0; t < n; ++t) {
+      float z[8];
+      for (float& v : z) v = nd(rng);
+      for (size_t i = 0; i < in; ++i) {
+        float s = 0.1f * nd(rng);
+        for (size_t k = 0; k < 8; ++k) s += z[k] * mix[k * in + i];
+        X[t * in + i] = s;
+      }
+    }
+    for (float& v : W) v = 0.05f * nd(rng);
+    std::vector<double> H(in * in, 0.0);
+    for (size_t t = 0; t < n; ++t)
+      for (size_t i = 0; i < in; ++i)
+        for (size_t j = 0; j < in; ++j) H[i * in + j] += static_cast<double>(X[t * in + i]) * X[t * in + j];
+    auto out_err = [&](const std::vector<int8_t>& q, const std::vector<uint16_t>& s) {
+      double e = 0.0;
+      for (size_t t = 0; t < n; ++t)
+        for (size_t o = 0; o < out; ++o) {
+          double d = 0.0;
+          for (size_t i = 0; i < in; ++i)
+            d += X[t * in + i] * (W[o * in + i] - ember::f16_to_f32(s[o * (in / group) + i / group]) * q[o * in + i]);
+          e += d * d;
+        }
+      return e;
+    };
+    std::vector<int8_t> qr(out * in), qg(out * in);
+    std::vector<uint16_t> sr(out * in / group), sg(out * in / group);
+    ember::quantize_rows_q4(W.data(), out, in, group, qr.data(), sr.data());
+    std::vector<int8_t> q1;
+    for (uint32_t threads : {1u, 2u}) {
+      REQUIRE(ember::gptq_quantize_q4(W.data(), out, in, group, H.data(), qg.data(), sg.data(), threads).ok());
+      if (threads == 1) q1 = qg;
+      CHECK(qg == q1);  // the same values at any thread count
+      for (int8_t v : qg) REQUIRE((v >= -8 && v <= 7));
+      CHECK(sg == sr);  // static groups: the scales of rounding to nearest
+      const double er = out_err(qr, sr), eg = out_err(qg, sg);
+      MESSAGE(threads << " threads: output error, round to nearest " << er << ", GPTQ " << eg);
+      CHECK(eg < 0.8 * er);
     }
   }
-  for (float& v : W) v = 0.05f * nd(rng);
-  std::vector<double> H(in * in, 0.0);
-  for (size_t t = 0; t < n; ++t)
-    for (size_t i = 0; i < in; ++i)
-      for (size_t j = 0; j < in; ++j) H[i * in + j] += static_cast<double>(X[t * in + i]) * X[t * in + j];
-  auto out_err = [&](const std::vector<int8_t>& q, const std::vector<uint16_t>& s) {
-    double e = 0.0;
-    for (size_t t = 0; t < n; ++t)
-      for (size_t o = 0; o < out; ++o) {
-        double d = 0.0;
-        for (size_t i = 0; i < in; ++i)
-          d += X[t * in + i] * (W[o * in + i] - ember::f16_to_f32(s[o * (in / group) + i / group]) * q[o * in + i]);
-        e += d * d;
-      }
-    return e;
-  };
-  std::vector<int8_t> qr(out * in), qg(out * in);
-  std::vector<uint16_t> sr(out * in / group), sg(out * in / group);
-  ember::quantize_rows_q4(W.data(), out, in, group, qr.data(), sr.data());
-  for (uint32_t threads : {1u, 2u}) {
-    REQUIRE(ember::gptq_quantize_q4(W.data(), out, in, group, H.data(), qg.data(), sg.data(), threads).ok());
-    for (int8_t v : qg) REQUIRE((v >= -8 && v <= 7));
-    CHECK(sg == sr);  // static groups: the scales of rounding to nearest
-    const double er = out_err(qr, sr), eg = out_err(qg, sg);
-    MESSAGE(threads << " threads: output error, round to nearest " << er << ", GPTQ " << eg);
-    CHECK(eg < 0.8 * er);
-  }
-  CHECK(!ember::gptq_quantize_q4(W.data(), out, in, 24, H.data(), qg.data(), sg.data(), 1).ok());
+  // A group that does not divide the rows is refused before anything is read.
+  std::vector<float> w(24 * 64, 0.0f);
+  std::vector<double> h(64 * 64, 0.0);
+  std::vector<int8_t> q(24 * 64);
+  std::vector<uint16_t> sc(24 * 64);
+  CHECK(!ember::gptq_quantize_q4(w.data(), 24, 64, 24, h.data(), q.data(), sc.data(), 1).ok());
 }
