@@ -131,20 +131,20 @@ void gptq_rows(std::vector<float>& W, size_t out, size_t in, size_t group, const
   });
 }
 
-// The lower triangle of h (in x in) += x^T x for x (rows x in). The columns of x become the rows of xt, so
-// each entry is one dot product over the rows and h is read and written once per call (a block of
-// tokens), where a rank-1 update per token would stream all of it through memory for every token; rows
-// of h in tiles over the pool.
+// The lower triangle of h (in x in) += x^T x for x (rows x in): entry (i, j) is the dot product of columns
+// i and j of x, which become rows of xt. Rows i of h in tiles of kTile (over the pool): a tile keeps its
+// kTile columns in L1 and reads each other column once, instead of streaming h through memory for every
+// token (a rank-1 update per row of x) or xt for every i.
 void accumulate_hessian(const float* x, size_t rows, size_t in, std::vector<double>& h, std::vector<double>& xt,
                         ThreadPool* pool) {
+  constexpr size_t kTile = 8;
   xt.resize(in * rows);
   for (size_t r = 0; r < rows; ++r)
     for (size_t i = 0; i < in; ++i) xt[i * rows + r] = x[r * in + i];
-  parallel_for_tiles(pool_for(pool, in * in * rows / 2), in, 16, [&](size_t i0, size_t count) {
-    for (size_t i = i0; i < i0 + count; ++i) {
-      const double* xi = &xt[i * rows];
-      double* hi = &h[i * in];
-      for (size_t j = 0; j <= i; ++j) hi[j] += dot(xi, &xt[j * rows], rows);
+  parallel_for_tiles(pool_for(pool, in * in * rows / 2), in, kTile, [&](size_t i0, size_t count) {
+    for (size_t j = 0; j < i0 + count; ++j) {
+      const double* xj = &xt[j * rows];
+      for (size_t i = std::max(i0, j); i < i0 + count; ++i) h[i * in + j] += dot(&xt[i * rows], xj, rows);
     }
   });
 }
