@@ -157,12 +157,10 @@ void accumulate_hessian(const float* x, size_t rows, size_t in, std::vector<doub
   });
 }
 
-}  // namespace
-
-Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, const double* hessian, int8_t* q,
-                        uint16_t* scales, uint32_t threads) {
+// gptq_quantize_q4 on a pool (quantize_model_gptq runs every layer on one).
+Status gptq_quantize_q4_on(const float* w, size_t out, size_t in, size_t group, const double* hessian, int8_t* q,
+                           uint16_t* scales, ThreadPool& pool) {
   if (group == 0 || in % group != 0) return invalid_argument("gptq: group does not divide the rows");
-  ThreadPool pool(std::max<uint32_t>(1, threads));
   std::vector<float> W(w, w + out * in);
   std::vector<double> H(hessian, hessian + in * in);
   double mean = 0.0;
@@ -206,6 +204,14 @@ Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, con
   }
 }
 
+}  // namespace
+
+Status gptq_quantize_q4(const float* w, size_t out, size_t in, size_t group, const double* hessian, int8_t* q,
+                        uint16_t* scales, uint32_t threads) {
+  ThreadPool pool(std::max<uint32_t>(1, threads));
+  return gptq_quantize_q4_on(w, out, in, group, hessian, q, scales, pool);
+}
+
 Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const std::vector<int32_t>& tokens, size_t ctx,
                            uint32_t threads, const GptqProgressCallback& progress) {
   EMBER_RETURN_IF_ERROR(spec.validate());
@@ -216,6 +222,7 @@ Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const s
   };
   // 1. Each int4 layer's input Hessian H = sum x x^T over the calibration tokens, from the float model.
   std::map<std::string, std::vector<double>> H;  // by weight tensor name
+  ThreadPool pool(std::max<uint32_t>(1, threads));  // the Hessians (between the session's loops) and GPTQ
   {
     EMBER_ASSIGN_OR_RETURN(std::shared_ptr<const Model> fm, load_model_spec(spec, "gptq float model"));
     const ModelConfig& c = fm->config();
@@ -224,7 +231,6 @@ Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const s
         return invalid_argument("gptq: calibration token " + std::to_string(t) + " is outside the vocabulary");
     SessionOptions so;
     so.n_threads = threads;
-    ThreadPool pool(std::max<uint32_t>(1, threads));  // the tap runs between the session's parallel loops
     so.n_batch = std::min<size_t>(ctx, 512);  // the tap's blocks of rows: one pass over H per block
     std::vector<double> xt;
     so.linear_tap = [&](const LinearTap& t) {
@@ -258,7 +264,7 @@ Status quantize_model_gptq(ModelSpec& spec, const QuantizeOptions& opts, const s
       if (!std::isfinite(v)) return invalid_argument("quantize: tensor '" + t.name + "' holds a non-finite value");
     std::vector<int8_t> q(out * in);
     std::vector<uint16_t> sc(out * (in / opts.group));
-    Status st = gptq_quantize_q4(f.data(), out, in, opts.group, h.data(), q.data(), sc.data(), threads);
+    Status st = gptq_quantize_q4_on(f.data(), out, in, opts.group, h.data(), q.data(), sc.data(), pool);
     if (!st.ok()) return st.with_context("tensor '" + t.name + "'");
     h = std::vector<double>();
     t.dtype = DType::kI4;

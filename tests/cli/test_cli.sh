@@ -148,7 +148,7 @@ cmp -s "$T/out" "$D/default_model_greedy64.json" && ok || bad "default model gre
 # 400 tokens may sample another token somewhere, so only the SIMD tables are held to the stored run.
 expect_ok "default model seeded 400" "$G" -m "$DM" -p "ROMEO:" -n 400 --seed 1 --keep-going --json
 if "$G" --version | grep -q "kernels: ref$"; then
-  echo "skip: default model seeded 400 against the stored run (this process runs the reference kernels)"
+  echo "SKIPPED: cli: default model seeded 400 against the stored run (this process runs the reference kernels)"
 else
   cmp -s "$T/out" "$D/default_model_seed1.json" && ok || bad "default model seeded tokens differ from x86-64's: $(head -c 300 "$T/out")"
 fi
